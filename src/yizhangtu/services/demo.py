@@ -1,0 +1,165 @@
+"""Build the demo workspace from real boundaries and census tables plus labelled synthetic layers.
+
+Each capability contributes a step; steps run in order and report what they built. Real data
+goes through the same import pipeline as a user's files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from yizhangtu.errors import InputError
+from yizhangtu.settings import Settings
+from yizhangtu.store import LayerSpec, Store, open_store
+
+__all__ = ["DemoContext", "DemoStep", "build_demo", "demo_steps"]
+
+
+@dataclass
+class DemoContext:
+    """State shared by the demo steps."""
+
+    store: Store
+    out_dir: Path
+    shared: Path
+    settings: Settings
+    log: Callable[[str], None]
+    built: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def note(self, what: str, name: str, count: int | str, synthetic: bool = False, detail: str = "") -> None:
+        """Record one built item."""
+        self.built.append({"what": what, "name": name, "count": count, "synthetic": synthetic, "detail": detail})
+        self.log(f"{'[合成] ' if synthetic else ''}{what} {name}: {count} {detail}".rstrip())
+
+    @property
+    def sources(self) -> Path:
+        """Where generated source files are written before import."""
+        p = self.out_dir / "sources"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+DemoStep = Callable[[DemoContext], None]
+
+# (file, layer, title); all real, WGS84, from ../shared/data/boundaries
+_BOUNDARIES = (
+    ("beijing_districts_tianditu_wgs84.geojson", "bj_districts", "北京市区县界 (天地图底图数字化)"),
+    ("beijing_subdistricts_wgs84.geojson", "bj_streets", "北京市街道乡镇界 (343 个)"),
+    ("beijing_chaoyang_subdistricts_wgs84.geojson", "chaoyang_streets", "朝阳区街道乡镇界 (43 个)"),
+    ("beijing_fangshan_subdistricts_wgs84.geojson", "fangshan_streets", "房山区街道乡镇界 (28 个)"),
+    ("dongguan_towns_33_poi86_wgs84.geojson", "dongguan_towns", "东莞市镇街界 (33 个, 含松山湖)"),
+)
+
+_TABLES = (
+    ("census2020_urbanization_beijing_hunan_dongguan.csv", "census2020", "第七次全国人口普查 (县级, 城镇化)"),
+    ("census2010_county_beijing_hunan_dongguan.csv", "census2010", "第六次全国人口普查 (县级)"),
+    ("census_city_2010_2020_beijing_hunan_dongguan.csv", "census_city", "地级市 2010/2020 人口普查"),
+)
+
+
+def step_boundaries(ctx: DemoContext) -> None:
+    """Import the real administrative boundaries."""
+    from yizhangtu.services.layers import ImportOptions, import_file
+
+    for fname, layer, title in _BOUNDARIES:
+        path = ctx.shared / "data" / "boundaries" / fname
+        res = import_file(
+            ctx.store, path, LayerSpec(name=layer, kind="boundary", title=title, description="真实边界, 来源见 shared/data/README.md; 仅供内部测试与演示", id_field="code" if "beijing" in fname and "districts" not in fname else None, published=True),
+            label="2023", options=ImportOptions(offset_check=False), settings=ctx.settings,
+        )
+        ctx.note("边界", layer, res.snapshot.feature_count)
+
+
+def step_census(ctx: DemoContext) -> None:
+    """Load the census tables as ledger tables."""
+    for fname, name, title in _TABLES:
+        df = pd.read_csv(ctx.shared / "data" / "stats" / fname, dtype={"code": str, "adcode": str, "county_code": str})
+        ctx.store.write_table(name, df, actor=ctx.settings.actor, action="table.import")
+        ctx.note("统计表", f"{name} ({title})", len(df))
+
+
+def step_survey(ctx: DemoContext) -> None:
+    """Generate the synthetic Chaoyang survey (2020, 2021) and import it as a 三调 delivery."""
+    import pyogrio
+
+    from yizhangtu.demo.synthetic import evolve_survey, generate_survey
+    from yizhangtu.services.layers import ImportOptions, import_file
+
+    streets = ctx.store.read_layer("chaoyang_streets")
+    survey = generate_survey(streets, unit_field="code", seed=2020, profile="chaoyang", year=2020)
+    ctx.extras["survey_2020"] = survey
+    desc = "合成数据 (SYNTHETIC): 在真实街乡边界内生成的三调式图斑, 非真实调查成果"
+    for year, gdf in ((2020, survey), (2021, None)):
+        if gdf is None:
+            gdf, log = evolve_survey(ctx.extras["survey_2020"], seed=2021, year=2021, profile="chaoyang", plots=ctx.extras.get("plots_2021"))
+            ctx.extras["survey_2021"] = gdf
+            ctx.extras["changes_2021"] = log
+        # delivered the way bureaus deliver 三调: GBK Shapefile in CGCS2000 3° GK zone 39
+        shp = ctx.sources / f"DLTB_chaoyang_{year}_synthetic.shp"
+        pyogrio.write_dataframe(gdf.to_crs(4527), shp, encoding="GBK")
+        shp.with_suffix(".cpg").unlink(missing_ok=True)
+        res = import_file(
+            ctx.store, shp,
+            LayerSpec(name="survey", kind="survey", title="朝阳区三调图斑 (合成数据)", description=desc, code_system="sandiao", code_field="DLBM", id_field="BSM", synthetic=True),
+            label=str(year), options=ImportOptions(code_field="DLBM", code_system="sandiao", id_field="BSM", offset_check=False), settings=ctx.settings,
+        )
+        ctx.note("三调图斑", f"survey@{year}", res.snapshot.feature_count, synthetic=True, detail=f"(GBK Shapefile, EPSG:4527 → {res.snapshot.crs})")
+
+
+def demo_steps() -> list[tuple[str, DemoStep]]:
+    """The steps in order; later capabilities append theirs."""
+    steps: list[tuple[str, DemoStep]] = [
+        ("boundaries", step_boundaries),
+        ("census", step_census),
+        ("survey", step_survey),
+    ]
+    import importlib
+
+    for module in ("yizhangtu.services.demo_extra",):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        steps.extend(mod.STEPS)
+    return steps
+
+
+def build_demo(
+    out_dir: str | Path,
+    *,
+    shared: str | Path,
+    settings: Settings,
+    workspace: str | None = None,
+    log: Callable[[str], None] = print,
+    only: set[str] | None = None,
+) -> DemoContext:
+    """Build the demo into ``out_dir`` (workspace ``out_dir/yizhangtu-demo.gpkg`` unless given)."""
+    out = Path(out_dir)
+    shared = Path(shared)
+    if not (shared / "data" / "boundaries").is_dir():
+        raise InputError(f"找不到共享数据目录: {shared}", key="shared_missing", file=str(shared), hint="设置 YIZHANGTU_SHARED_DIR 指向 shared/ 目录")
+    out.mkdir(parents=True, exist_ok=True)
+    uri = workspace or str(out / "yizhangtu-demo.gpkg")
+    if not uri.startswith("postgresql"):
+        Path(uri).unlink(missing_ok=True)
+        shutil.rmtree(out / "sources", ignore_errors=True)
+        shutil.rmtree(out / "reports", ignore_errors=True)
+    store = open_store(uri, create=True)
+    ctx = DemoContext(store=store, out_dir=out, shared=shared, settings=settings, log=log)
+    try:
+        for name, step in demo_steps():
+            if only is None or name in only:
+                step(ctx)
+    finally:
+        store.close()
+    ctx.extras["workspace"] = uri
+    return ctx

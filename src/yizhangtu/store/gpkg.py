@@ -1,0 +1,287 @@
+"""GeoPackage backend: one file that QGIS opens.
+
+Feature tables are written by GDAL (through pyogrio), which maintains the GeoPackage R-tree;
+everything else goes through plain ``sqlite3`` (this Python cannot load SpatiaLite, see
+STACK-NOTES). A snapshot table is written first and registered in one SQLite transaction;
+a crash in between leaves an unregistered table that the next open drops.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from yizhangtu.errors import ConflictError, StoreError
+from yizhangtu.store._frames import column_kinds, declared_geometry_type, normalise_chunk, py_value, restore_kinds
+from yizhangtu.store.base import LayerSpec, SnapshotInfo, SQLStore, normalise_obs_date
+from yizhangtu.store.hashing import ContentHasher
+
+__all__ = ["GeoPackageStore"]
+
+_SNAP_TABLE = re.compile(r"^[a-z][a-z0-9_]*__s\d+$")
+_GPKG_APP_ID = 0x47504B47
+_GPKG_USER_VERSION = 10200  # 1.2: read by every GDAL from 2.2 on, incl. Debian 12 ogrinfo
+
+_GPKG_CORE = [
+    """CREATE TABLE gpkg_spatial_ref_sys (srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY,
+        organization TEXT NOT NULL, organization_coordsys_id INTEGER NOT NULL,
+        definition TEXT NOT NULL, description TEXT)""",
+    """CREATE TABLE gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL,
+        identifier TEXT UNIQUE, description TEXT DEFAULT '',
+        last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER,
+        CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id))""",
+    """CREATE TABLE gpkg_geometry_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL,
+        geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
+        CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
+        CONSTRAINT uk_gc_table_name UNIQUE (table_name),
+        CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
+        CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))""",
+    """INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined',
+        'undefined cartesian coordinate reference system')""",
+    """INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined geographic SRS', 0, 'NONE', 0, 'undefined',
+        'undefined geographic coordinate reference system')""",
+]
+
+
+def _wgs84_row() -> tuple[Any, ...]:
+    from pyproj import CRS
+
+    return ("WGS 84 geodetic", 4326, "EPSG", 4326, CRS.from_epsg(4326).to_wkt("WKT1_GDAL"), "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid")
+
+
+class GeoPackageStore(SQLStore):
+    """A workspace in one GeoPackage file."""
+
+    backend = "gpkg"
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        self.uri = str(self.path)
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"工作空间不存在: {self.path}", key="workspace_not_found", file=str(self.path), hint="用 yizhangtu init 创建, 或检查 --workspace")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_empty()
+        try:
+            self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            app = self.conn.execute("PRAGMA application_id").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"工作空间文件已损坏或不是 GeoPackage: {self.path} ({exc})", key="workspace_corrupt", file=str(self.path), hint="检查文件, 或从备份恢复") from None
+        if app != _GPKG_APP_ID:
+            raise StoreError(f"不是 GeoPackage 文件: {self.path}", key="workspace_not_gpkg", file=str(self.path))
+        self.conn.execute("PRAGMA foreign_keys = OFF")
+        self._init_schema()
+        self._cleanup_debris()
+
+    def _create_empty(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".creating")
+        tmp.unlink(missing_ok=True)
+        con = sqlite3.connect(str(tmp))
+        try:
+            con.execute(f"PRAGMA application_id = {_GPKG_APP_ID}")
+            con.execute(f"PRAGMA user_version = {_GPKG_USER_VERSION}")
+            for stmt in _GPKG_CORE:
+                con.execute(stmt)
+            con.execute("INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", _wgs84_row())
+            con.commit()
+        finally:
+            con.close()
+        tmp.replace(self.path)  # atomic: a half-created workspace is never visible
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # already closed
+            pass
+
+    # -- SQL plumbing ---------------------------------------------------------
+    def _begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = self.conn.execute(sql, tuple(params))
+        return cur.rowcount
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, tuple(params)).fetchall()
+
+    def _table_exists(self, table: str) -> bool:
+        return bool(self._query("SELECT 1 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (table,)))
+
+    # -- feature tables ---------------------------------------------------------
+    def _drop_snapshot_table(self, table: str) -> None:
+        for (name,) in self._query("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?", (f"rtree_{table}_%",)):
+            if re.fullmatch(rf"rtree_{re.escape(table)}_[A-Za-z0-9_]+", name):
+                self._execute(f'DROP TABLE IF EXISTS "{name}"')
+        self._execute(f'DROP TABLE IF EXISTS "{table}"')
+        for meta in ("gpkg_geometry_columns", "gpkg_extensions", "gpkg_ogr_contents", "gpkg_contents"):
+            if self._table_exists(meta):
+                self._execute(f"DELETE FROM {meta} WHERE table_name = ?", (table,))
+
+    def _cleanup_debris(self) -> None:
+        """Drop snapshot tables that were written but never registered (an interrupted import)."""
+        registered = {r[0] for r in self._query("SELECT table_name FROM yz_snapshots")}
+        candidates = {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        candidates |= {r[0] for r in self._query("SELECT table_name FROM gpkg_contents")}
+        debris = sorted(t for t in candidates if _SNAP_TABLE.match(t) and t not in registered)
+        if debris:
+            with self.transaction():
+                for t in debris:
+                    self._drop_snapshot_table(t)
+
+    def _set_current_view(self, layer: str, table: str | None, crs: str | None, geometry_type: str | None) -> None:
+        self._execute(f'DROP VIEW IF EXISTS "{layer}"')
+        self._execute("DELETE FROM gpkg_geometry_columns WHERE table_name = ?", (layer,))
+        self._execute("DELETE FROM gpkg_contents WHERE table_name = ?", (layer,))
+        if table is None:
+            return
+        geom_rows = self._query("SELECT column_name, geometry_type_name, srs_id, z, m FROM gpkg_geometry_columns WHERE table_name = ?", (table,))
+        if not geom_rows:
+            raise StoreError(f"快照表 {table} 未登记几何列", key="store_inconsistent")
+        gcol, gtype, srs_id, z, m = geom_rows[0]
+        cols = [r[1] for r in self._query(f'PRAGMA table_info("{table}")')]
+        others = ", ".join(f'"{c}"' for c in cols if c != "fid")
+        # GDAL takes a view's first integer column named OGC_FID as the feature id.
+        self._execute(f'CREATE VIEW "{layer}" AS SELECT fid AS OGC_FID, {others} FROM "{table}"')
+        ext = self._query("SELECT min_x, min_y, max_x, max_y, description FROM gpkg_contents WHERE table_name = ?", (table,))
+        bbox = ext[0][:4] if ext else (None, None, None, None)
+        title = self._query("SELECT title FROM yz_layers WHERE name = ?", (layer,))
+        self._execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, min_x, min_y, max_x, max_y, srs_id) "
+            "VALUES (?, 'features', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (layer, layer, (title[0][0] if title and title[0][0] else layer) + " (当前快照)",
+             datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"), *bbox, srs_id),
+        )
+        self._execute(
+            "INSERT INTO gpkg_geometry_columns (table_name, column_name, geometry_type_name, srs_id, z, m) VALUES (?, ?, ?, ?, ?, ?)",
+            (layer, gcol, gtype, srs_id, z, m),
+        )
+
+    def write_snapshot(
+        self,
+        spec: LayerSpec,
+        chunks: Iterable[gpd.GeoDataFrame],
+        *,
+        label: str,
+        obs_date: str | None = None,
+        source_file: str | None = None,
+        source_hash: str | None = None,
+        source_crs: str | None = None,
+        notes: Mapping[str, Any] | None = None,
+        actor: str = "unknown",
+        geometry_type: str | None = None,
+        progress: Any = None,
+    ) -> SnapshotInfo:
+        if self._query("SELECT 1 FROM yz_snapshots WHERE layer = ? AND label = ?", (spec.name, label)):
+            raise ConflictError(f"图层 {spec.name} 已有快照 {label}", key="snapshot_exists", field="snapshot", hint="快照不可覆盖; 请换一个 --snapshot 标签")
+        sid = self._next_snapshot_id()
+        table = f"{spec.name}__s{sid}"
+        self._drop_snapshot_table(table)
+        obs_date = obs_date or normalise_obs_date(label)
+        hasher = ContentHasher()
+        crs: str | None = None
+        types: set[str] = set()
+        written = 0
+        try:
+            for chunk in chunks:
+                if len(chunk) == 0:
+                    continue
+                chunk = normalise_chunk(chunk, geometry_type)
+                if crs is None:
+                    crs = chunk.crs.to_string() if chunk.crs is not None else None
+                types |= set(chunk.geom_type.dropna().unique())
+                hasher.update(chunk)
+                gt = geometry_type or declared_geometry_type(set(chunk.geom_type.dropna().unique()))
+                pyogrio.write_dataframe(
+                    chunk.reset_index(drop=True),
+                    self.path,
+                    layer=table,
+                    driver="GPKG",
+                    append=written > 0,
+                    geometry_type=gt if written == 0 else None,
+                    layer_options={"GEOMETRY_NAME": "geom", "FID": "fid", "DESCRIPTION": spec.title or spec.name} if written == 0 else None,
+                )
+                written += len(chunk)
+                if progress is not None:
+                    progress(written)
+            if written == 0:
+                from yizhangtu.errors import InputError
+
+                raise InputError(f"没有要素可写入图层 {spec.name}", key="empty_layer", file=source_file, hint="检查源文件是否为空或过滤条件")
+            snap = SnapshotInfo(
+                id=sid, layer=spec.name, label=label, obs_date=obs_date,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"), created_by=actor,
+                source_file=source_file, source_hash=source_hash, source_crs=source_crs, crs=crs or "",
+                content_hash=hasher.hexdigest(), feature_count=written,
+                geometry_type=geometry_type or declared_geometry_type(types), table_name=table,
+                notes=dict(notes or {}),
+            )
+            with self.transaction():
+                self._register_snapshot(spec, snap, actor)
+        except BaseException:
+            try:
+                self._rollback()
+                with self.transaction():
+                    self._drop_snapshot_table(table)
+            except Exception:  # the next open cleans up what is left
+                pass
+            raise
+        return snap
+
+    def read_layer(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        as_of: str | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> gpd.GeoDataFrame:
+        snap = self.resolve_snapshot(layer, snapshot, as_of=as_of)
+        gdf = pyogrio.read_dataframe(self.path, layer=snap.table_name, bbox=bbox, columns=list(columns) if columns is not None else None)
+        gdf.attrs["snapshot_id"] = snap.id
+        gdf.attrs["content_hash"] = snap.content_hash
+        return gdf
+
+    # -- plain tables -----------------------------------------------------------
+    def _write_frame_table(self, table: str, df: pd.DataFrame) -> None:
+        kinds = column_kinds(df)
+        sqltype = {"int": "INTEGER", "float": "REAL", "bool": "BOOLEAN", "datetime": "DATETIME", "str": "TEXT"}
+        self._execute(f'DROP TABLE IF EXISTS "{table}"')
+        self._execute("DELETE FROM gpkg_contents WHERE table_name = ?", (table,))
+        cols = ", ".join(f'"{n}" {sqltype[k]}' for n, k in kinds)
+        self._execute(f'CREATE TABLE "{table}" (fid INTEGER PRIMARY KEY AUTOINCREMENT{", " + cols if cols else ""})')
+        if kinds:
+            names = ", ".join(f'"{n}"' for n, _ in kinds)
+            marks = ", ".join("?" * len(kinds))
+            rows = [tuple(py_value(v, k) for v, (_, k) in zip(row, kinds, strict=True)) for row in df.itertuples(index=False, name=None)]
+            self.conn.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+        # registered as an attributes table so QGIS lists it too
+        self._execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change) VALUES (?, 'attributes', ?, ?)",
+            (table, table, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")),
+        )
+        self._execute("INSERT OR REPLACE INTO yz_meta (key, value) VALUES (?, ?)", (f"kinds:{table}", json.dumps(kinds)))
+
+    def _read_frame_table(self, table: str) -> pd.DataFrame:
+        df = pd.read_sql_query(f'SELECT * FROM "{table}" ORDER BY fid', self.conn).drop(columns=["fid"])
+        rows = self._query("SELECT value FROM yz_meta WHERE key = ?", (f"kinds:{table}",))
+        kinds = [tuple(k) for k in json.loads(rows[0][0])] if rows else []
+        return restore_kinds(df, kinds)  # type: ignore[arg-type]
