@@ -74,7 +74,7 @@ class ImportResult:
             "snapshot": self.snapshot.to_dict(),
             "read": self.read_report.to_dict() if self.read_report is not None else None,
             "qc": self.qc_report.to_dict() if self.qc_report is not None else None,
-            "repairs": [r.__dict__ | {"geometry": None} for r in self.repairs],
+            "repairs": [r.to_dict() for r in self.repairs],
             "warnings": list(self.warnings),
         }
 
@@ -275,17 +275,7 @@ def _merge_qc(reports: list[Any], file: str) -> Any:
         return None
     from yizhangtu.qc import QCReport
 
-    counts: dict[str, int] = {}
-    for r in reports:
-        for k, v in r.counts.items():
-            counts[k] = counts.get(k, 0) + v
-    return QCReport(
-        file=file,
-        feature_count=sum(r.feature_count for r in reports),
-        checks_run=reports[0].checks_run,
-        findings=tuple(f for r in reports for f in r.findings),
-        counts=counts,
-    )
+    return QCReport.merge(reports, file=file)
 
 
 def _write_qc_layer(qc: Any, crs: Any, out: str | Path) -> None:
