@@ -49,6 +49,7 @@ def _mount() -> None:
         ("yizhangtu.cli.policy", "app", "policy", "政策包"),
         ("yizhangtu.cli.renewal", "app", "renewal", "城市更新单元库"),
         ("yizhangtu.cli.reduction", "app", "reduction", "减量台账"),
+        ("yizhangtu.cli.rights", "app", "rights", "权益与产权信息"),
         ("yizhangtu.cli.conformance", "app", "conformance", "管控线与多规合一"),
         ("yizhangtu.cli.indicators", "app", "indicators", "指标与城市体检"),
         ("yizhangtu.cli.report", "app", "report", "报告"),
