@@ -94,8 +94,10 @@ def test_layers_json_info_export_diff(workspace_uri: str, chaoyang_path: Path, t
     ex = run_json(workspace_uri, "export", "streets", "--format", "shp", "--as-of", "2020", "-o", str(out))
     assert ex["features"] == 43
     assert out.with_suffix(".cpg").read_text() == "GBK"
+    assert ex["renamed_fields"]["name_nbs2023"] == "name_nbs20"
     back = pyogrio.read_dataframe(out, encoding="GBK")
     assert "朝外街道" in set(back["name"])
+    assert "name_nbs20" in back.columns
     for fmt in ("gpkg", "geojson", "parquet", "csv"):
         o = tmp_path / f"x.{fmt}"
         assert run_json(workspace_uri, "export", "streets", "--format", fmt, "-o", str(o))["features"] == 41
@@ -106,7 +108,8 @@ def test_layers_json_info_export_diff(workspace_uri: str, chaoyang_path: Path, t
 
 
 def test_qc_failure_refuses_import_and_leaves_nothing(workspace_uri: str, tmp_path: Path):
-    bow = shapely.Polygon([(116.40, 39.90), (116.41, 39.91), (116.41, 39.90), (116.40, 39.91)])
+    # a ring with a zero-width spike: invalid, and make_valid leaves one polygon
+    bow = shapely.Polygon([(116.40, 39.90), (116.41, 39.90), (116.41, 39.91), (116.405, 39.91), (116.405, 39.92), (116.405, 39.91), (116.40, 39.91)])
     ok = shapely.box(116.42, 39.90, 116.43, 39.91)
     p = tmp_path / "bad.geojson"
     gpd.GeoDataFrame({"BSM": [1, 2], "DLBM": ["0101", "0702"]}, geometry=[bow, ok], crs=4326).to_file(p)

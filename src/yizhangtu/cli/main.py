@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, render typed errors in Chinese, map them to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=args, standalone_mode=False)
+        rc = app(args=args, standalone_mode=False)
+        # with standalone_mode off, click returns the code of typer.Exit instead of exiting
+        if isinstance(rc, int) and rc != 0:
+            sys.exit(rc)
     except YizhangtuError as exc:
         if _wants_json(args):
             sys.stdout.write(json.dumps(exc.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")

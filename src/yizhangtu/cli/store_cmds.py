@@ -193,6 +193,8 @@ def register(app: typer.Typer) -> None:
             emit_json(res)
         else:
             console.print(f"[green]已导出[/] {res['features']} 个要素 → {res['path']}")
+            for a, b in res.get("renamed_fields", {}).items():
+                console.print(f"  [yellow]字段改名[/] {a} → {b} (Shapefile 字段名限 10 字节)")
 
     @app.command("diff")
     def diff(

@@ -320,16 +320,16 @@ def export_layer(store: Store, layer: str, out: str | Path, *, fmt: str, as_of: 
     gdf = store.read_layer(layer, snapshot=snapshot, as_of=as_of)
     out = Path(out)
     fmt = fmt.lower()
+    extra: dict[str, Any] = {}
     if fmt == "gpkg":
         pyogrio.write_dataframe(gdf, out, layer=layer, driver="GPKG")
     elif fmt == "geojson":
         pyogrio.write_dataframe(gdf.to_crs(4326) if gdf.crs and not gdf.crs.equals(CRS.from_epsg(4326)) else gdf, out, driver="GeoJSON", layer_options={"RFC7946": "YES"})
     elif fmt == "shp":
-        long = [c for c in gdf.columns if c != gdf.geometry.name and len(c.encode("utf-8")) > 10]
-        if long:
-            raise InputError(f"Shapefile 字段名最长 10 字节, 以下字段过长: {', '.join(long)}", key="shp_field_name", field=long[0], hint="改用 gpkg 格式, 或导入时用字段映射改短")
+        gdf, renamed = _shapefile_field_names(gdf)
         pyogrio.write_dataframe(gdf, out, driver="ESRI Shapefile", encoding="GBK")
         out.with_suffix(".cpg").write_text("GBK", encoding="ascii")
+        extra["renamed_fields"] = renamed
     elif fmt == "parquet":
         gdf.to_parquet(out)
     elif fmt == "csv":
@@ -338,7 +338,31 @@ def export_layer(store: Store, layer: str, out: str | Path, *, fmt: str, as_of: 
         df.to_csv(out, index=False, encoding="utf-8-sig")
     else:
         raise InputError(f"不支持的导出格式: {fmt}", key="bad_format", hint="可选: gpkg, geojson, shp, parquet, csv")
-    return {"layer": layer, "snapshot": gdf.attrs.get("snapshot_id"), "features": len(gdf), "path": str(out), "format": fmt}
+    return {"layer": layer, "snapshot": gdf.attrs.get("snapshot_id"), "features": len(gdf), "path": str(out), "format": fmt, **extra}
+
+
+def _shapefile_field_names(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
+    """Shorten field names to the DBF limit of 10 bytes (GBK), uniquely; return the renames."""
+    renamed: dict[str, str] = {}
+    used: set[str] = set()
+    for c in gdf.columns:
+        if c == gdf.geometry.name:
+            continue
+        name = c
+        while len(name.encode("gbk", errors="replace")) > 10:
+            name = name[:-1]
+        base, i = name, 1
+        while name.upper() in used:
+            suffix = f"_{i}"
+            name = base
+            while len((name + suffix).encode("gbk", errors="replace")) > 10:
+                name = name[:-1]
+            name += suffix
+            i += 1
+        used.add(name.upper())
+        if name != c:
+            renamed[c] = name
+    return (gdf.rename(columns=renamed) if renamed else gdf), renamed
 
 
 def diff_layer(store: Store, layer: str, from_ref: str, to_ref: str, *, unit: str = "m2") -> tuple[dict[str, Any], gpd.GeoDataFrame]:
