@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from yizhangtu.provenance import canonical_json
 
 __all__ = ["ContentHasher", "canonical_value", "frame_digests", "table_hash"]
 
@@ -45,26 +44,49 @@ def canonical_value(v: Any) -> Any:
     return str(v)
 
 
+def _canon_column(col: pd.Series) -> list[str]:
+    """Canonical text of each value, tagged by type, so that backends agree (1.0 == 1, NaN == None)."""
+    dt = col.dtype
+    if pd.api.types.is_bool_dtype(dt) and not col.isna().any():
+        return ["b1" if v else "b0" for v in col.to_numpy()]
+    if pd.api.types.is_integer_dtype(dt) and not col.isna().any():
+        return ["i" + t for t in col.to_numpy().astype(np.int64).astype(str)]
+    if pd.api.types.is_string_dtype(dt) or dt == object:
+        vals_o = col.to_numpy(dtype=object)
+        if all(type(v) is str for v in vals_o):
+            return [f"s{len(v)}:{v}" for v in vals_o]
+    vals = col.to_numpy(dtype=object)
+    out: list[str] = []
+    append = out.append
+    for v in vals:
+        c = canonical_value(v)
+        if c is None:
+            append("n")
+        elif isinstance(c, bool):
+            append("b1" if c else "b0")
+        elif isinstance(c, int):
+            append(f"i{c}")
+        elif isinstance(c, float):
+            append(f"f{c!r}")
+        else:
+            append(f"s{len(c)}:{c}")
+    return out
+
+
 def frame_digests(gdf: pd.DataFrame, geometry: str | None = "geometry") -> list[bytes]:
-    """Per-row SHA-256 digests of geometry WKB and canonical attributes."""
-    cols = [c for c in gdf.columns if c != geometry]
-    cols.sort()
+    """Per-row SHA-256 digests of the 2-D ISO WKB and the canonical attributes."""
+    cols = sorted(str(c) for c in gdf.columns if c != geometry)
+    n = len(gdf)
     if geometry is not None and geometry in gdf.columns:
         wkb = shapely.to_wkb(np.asarray(gdf[geometry].values, dtype=object), output_dimension=2, byte_order=1, flavor="iso")
+        wkb = [w if w is not None else b"" for w in wkb]
     else:
-        wkb = [b""] * len(gdf)
-    values = gdf[cols].astype(object).to_numpy() if cols else np.empty((len(gdf), 0), dtype=object)
-    out: list[bytes] = []
-    for i in range(len(gdf)):
-        attrs = canonical_json([canonical_value(x) for x in values[i]])
-        h = hashlib.sha256()
-        h.update(wkb[i] if wkb[i] is not None else b"")
-        h.update(b"\x00")
-        h.update("|".join(cols).encode())
-        h.update(b"\x00")
-        h.update(attrs.encode("utf-8"))
-        out.append(h.digest())
-    return out
+        wkb = [b""] * n
+    header = ("\x1e".join(cols) + "\x1d").encode("utf-8")
+    texts = [_canon_column(gdf[c]) for c in cols]
+    rows = ["\x1f".join(parts) for parts in zip(*texts, strict=True)] if texts else [""] * n
+    sha = hashlib.sha256
+    return [sha(w + b"\x00" + header + r.encode("utf-8")).digest() for w, r in zip(wkb, rows, strict=True)]
 
 
 class ContentHasher:
