@@ -110,6 +110,8 @@ def step_survey(ctx: DemoContext) -> None:
     ctx.log(f"街乡边界拓扑清理: 重叠 {moved['overlap_m2']:.0f} ㎡、缝隙 {moved['gap_filled_m2']:.0f} ㎡ 并入相邻街乡")
     survey = _edge_matched(generate_survey(units, unit_field="code", seed=2020, profile="chaoyang", year=2020))
     ctx.extras["survey_2020"] = survey
+    # reduction plots are drawn on the 2020 survey and shape the 2021 change survey
+    _run_optional(ctx, "yizhangtu.services.demo_reduction", "demo_plots")
     desc = "合成数据 (SYNTHETIC): 在真实街乡边界内生成的三调式图斑, 非真实调查成果"
     for year, gdf in ((2020, survey), (2021, None)):
         if gdf is None:
@@ -129,24 +131,42 @@ def step_survey(ctx: DemoContext) -> None:
         ctx.note("三调图斑", f"survey@{year}", res.snapshot.feature_count, synthetic=True, detail=f"(GBK Shapefile, EPSG:4527 → {res.snapshot.crs})")
 
 
+def _run_optional(ctx: DemoContext, module: str, func: str) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        ctx.log(f"跳过 {module}.{func} (模块不存在)")
+        return
+    getattr(mod, func)(ctx)
+
+
+def _optional(module: str, func: str) -> DemoStep:
+    def step(ctx: DemoContext) -> None:
+        _run_optional(ctx, module, func)
+
+    step.__name__ = func
+    return step
+
+
 def demo_steps() -> list[tuple[str, DemoStep]]:
-    """The steps in order; later capabilities append theirs."""
-    steps: list[tuple[str, DemoStep]] = [
+    """The steps in order. Reduction runs last: it adds the 2022 survey snapshot."""
+    return [
         ("boundaries", step_boundaries),
         ("census", step_census),
         ("survey", step_survey),
+        ("conformance", _optional("yizhangtu.services.demo_conformance", "demo_step_conformance")),
+        ("renewal", _optional("yizhangtu.services.demo_renewal", "demo_step_renewal")),
+        ("rights", _optional("yizhangtu.services.demo_rights", "demo_step_rights")),
+        ("indicators", _optional("yizhangtu.services.demo_indicators", "demo_step_indicators")),
+        ("scoring", _optional("yizhangtu.services.demo_tasks", "demo_step_scoring")),
+        ("tasks", _optional("yizhangtu.services.demo_tasks", "demo_step_tasks")),
+        ("portal", _optional("yizhangtu.services.portal", "demo_step_portal")),
+        ("reduction", _optional("yizhangtu.services.demo_reduction", "demo_step_reduction")),
     ]
-    import importlib
-
-    for module in ("yizhangtu.services.demo_extra",):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        steps.extend(mod.STEPS)
-    return steps
 
 
 def build_demo(

@@ -1,0 +1,63 @@
+"""The demo workspace, built once from the real shared data: what the README's main command makes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from yizhangtu.settings import get_settings
+from yizhangtu.store import open_store
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path):
+    from yizhangtu.services.demo import build_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    ctx = build_demo(out, shared=shared_dir, settings=get_settings(actor="demo-test"), log=lambda m: None)
+    return ctx
+
+
+def test_demo_builds_real_boundaries_and_labelled_synthetic_survey(demo):
+    with open_store(demo.extras["workspace"], create=False) as st:
+        layers = {li.name: li for li in st.layers()}
+        assert len(st.read_layer("chaoyang_streets")) == 43
+        assert len(st.read_layer("fangshan_streets")) == 28
+        assert len(st.read_layer("bj_streets")) == 343
+        assert len(st.read_layer("bj_districts")) == 16
+        assert len(st.read_layer("dongguan_towns")) == 33
+        survey = layers["survey"]
+        assert survey.synthetic and "合成" in (survey.title or "")
+        assert [s.label for s in st.snapshots("survey")] == ["2020", "2021"]
+        assert not layers["chaoyang_streets"].synthetic
+        assert set(st.table_names()) >= {"census2020", "census2010", "census_city"}
+        assert st.audit_verify().ok
+        names = set(st.read_layer("chaoyang_streets")["name"])
+        assert {"朝外街道", "首都机场街道", "孙河乡"} <= names
+
+
+def test_ogrinfo_lists_every_demo_layer_with_crs_and_count(demo):
+    if shutil.which("ogrinfo") is None:
+        pytest.fail("ogrinfo (gdal-bin) is required: scripts/setup-system.sh installs it")
+    ws = demo.extras["workspace"]
+    out = subprocess.run(["ogrinfo", "-ro", "-so", "-al", ws], capture_output=True, text=True, check=True).stdout
+    blocks = {b.split("\n", 1)[0].strip(): b for b in out.split("Layer name: ")[1:]}
+    with open_store(ws, create=False) as st:
+        for li in st.layers():
+            snap = st.resolve_snapshot(li.name)
+            assert li.name in blocks, f"ogrinfo does not list {li.name}"
+            assert f"Feature Count: {snap.feature_count}" in blocks[li.name], li.name
+            assert "China Geodetic Coordinate System 2000" in blocks[li.name], li.name
+
+
+def test_demo_cli_layers_json(demo):
+    p = subprocess.run([sys.executable, "-m", "yizhangtu.cli.main", "--workspace", demo.extras["workspace"], "layers", "--json"], capture_output=True, text=True, check=True)
+    data = json.loads(p.stdout)
+    by = {x["name"]: x for x in data["layers"]}
+    assert by["survey"]["feature_count"] > 10_000 and by["survey"]["synthetic"] is True
+    assert by["chaoyang_streets"]["crs"] == "EPSG:4490"
