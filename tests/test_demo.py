@@ -61,3 +61,15 @@ def test_demo_cli_layers_json(demo):
     by = {x["name"]: x for x in data["layers"]}
     assert by["survey"]["feature_count"] > 10_000 and by["survey"]["synthetic"] is True
     assert by["chaoyang_streets"]["crs"] == "EPSG:4490"
+
+
+def test_demo_survey_reconciles_to_street_areas(demo):
+    from yizhangtu.services.accounting import area_table
+
+    with open_store(demo.extras["workspace"], create=False) as st:
+        for label in ("2020", "2021"):
+            res = area_table(st, "survey", by="chaoyang_streets", snapshot=label, group="level1", unit="m2", settings=get_settings(actor="t"))
+            units = res["totals"]["units"]
+            assert len(units) == 43
+            for u in units:
+                assert abs(u["residual"]) / u["unit_area"] < 1e-4, u

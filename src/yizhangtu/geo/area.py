@@ -23,7 +23,6 @@ __all__ = [
     "AreaUnit",
     "convert_area",
     "ellipsoidal_area",
-    "equal_area_crs",
     "equal_area_crs_for",
     "geodesic_area",
     "gk_planar_area",
@@ -93,17 +92,6 @@ def equal_area_crs_for(geoms: gpd.GeoSeries) -> CRS:
 
         raise GeometryError("几何全部为空, 无法确定等积投影中心", key="empty_geometry")
     return _laea_for((x0 + x1) / 2, (y0 + y1) / 2)
-
-
-def equal_area_crs(geoms: gpd.GeoSeries) -> CRS:
-    """A Lambert azimuthal equal-area CRS on the CGCS2000 ellipsoid centred on ``geoms``.
-
-    Areas measured in it are ellipsoidal areas; use it for metric geometry work (buffers,
-    tolerances in metres) on regional extents.
-    """
-    geo = to_geographic(geoms)
-    minx, miny, maxx, maxy = geo.total_bounds
-    return _laea_for((minx + maxx) / 2, (miny + maxy) / 2)
 
 
 def ellipsoidal_area(geoms: gpd.GeoSeries) -> np.ndarray:

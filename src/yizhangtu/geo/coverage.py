@@ -6,7 +6,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from yizhangtu.geo.area import ellipsoidal_area, equal_area_crs
+from yizhangtu.geo.area import ellipsoidal_area, equal_area_crs_for
 
 __all__ = ["clean_coverage", "edge_match"]
 
@@ -25,7 +25,7 @@ def clean_coverage(units: gpd.GeoDataFrame, *, gap_width_m: float = 50.0) -> tup
         The cleaned units in the input CRS, and the areas (m²) moved: ``overlap_m2``,
         ``gap_filled_m2``, ``area_before_m2``, ``area_after_m2``.
     """
-    crs = equal_area_crs(units.geometry)
+    crs = equal_area_crs_for(units.geometry)
     plane = units.to_crs(crs)
     geoms = np.asarray(plane.geometry.values, dtype=object)
     before_union = shapely.union_all(geoms)
