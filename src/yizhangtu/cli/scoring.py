@@ -4,6 +4,11 @@
 (paths relative to the config file), scores and ranks the sites, and optionally writes one
 dossier (一站一档) per site as HTML or PDF. ``score demo`` writes the synthetic Chaoyang
 micro-centre demo inputs and a ready config. ``score ahp`` checks a config's AHP matrix.
+
+Workspace commands keep configurations and results in the workspace: ``save-config`` and
+``configs``; ``run-ws KEY`` scores the sites of a workspace layer (criteria read workspace
+layers and tables) and saves the result with its provenance; ``results`` lists runs;
+``dossier RUN`` re-scores a run from the same snapshots and writes its dossiers.
 """
 
 from __future__ import annotations
@@ -290,3 +295,208 @@ def demo(
         return
     for f in files:
         typer.echo(f"已写出: {f}")
+
+
+# ---------------------------------------------------------------------------
+# workspace commands: configurations and results kept in the workspace
+# ---------------------------------------------------------------------------
+
+
+def _ws(ctx: typer.Context, *, create: bool = False) -> Any:
+    from yizhangtu.cli._common import open_workspace
+
+    return open_workspace(ctx, create=create)
+
+
+def _actor(ctx: typer.Context) -> str:
+    from yizhangtu.cli._common import settings_from
+
+    return settings_from(ctx).actor
+
+
+@score_app.command("save-config")
+def save_config_cmd(
+    ctx: typer.Context,
+    key: str = typer.Argument(..., help="配置编号, 如 chaoyang_micro_centres"),
+    config: Path = typer.Argument(
+        ..., help="评价配置 YAML (sites.layer 等指向工作空间图层与数据表)"
+    ),
+    jurisdiction: str | None = typer.Option(
+        None, "--jurisdiction", help="所属辖区, 如 北京市朝阳区"
+    ),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="修改已有配置时你看到的版本号 (乐观锁)"
+    ),
+    replace: bool = typer.Option(False, "--replace", help="覆盖已有配置 (基于当前版本)"),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Store a scoring configuration in the workspace (validated; versioned)."""
+    from yizhangtu.services.scoring import save_config
+
+    raw = _read_yaml(config)
+    if not isinstance(raw, dict):
+        raise FileFormatError("评价配置必须是 YAML 映射", key="yaml_invalid", file=str(config))
+    with _ws(ctx, create=True) as st:
+        rec = save_config(
+            st,
+            key,
+            raw,
+            actor=_actor(ctx),
+            jurisdiction=jurisdiction,
+            expected_version=expected_version,
+            replace=replace,
+        )
+    if json_out:
+        _echo_json({"key": rec.key, "version": rec.version, "jurisdiction": rec.jurisdiction})
+        return
+    typer.echo(f"已保存评价配置 {rec.key} (版本 {rec.version})")
+
+
+@score_app.command("configs")
+def configs_cmd(
+    ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="输出 JSON")
+) -> None:
+    """List the scoring configurations stored in the workspace."""
+    from yizhangtu.services.scoring import CONFIGS
+
+    with _ws(ctx) as st:
+        recs = st.list_records(CONFIGS)
+    rows = [
+        {
+            "key": r.key,
+            "title": r.data.get("title"),
+            "version": r.version,
+            "jurisdiction": r.jurisdiction,
+            "updated_by": r.updated_by,
+            "updated_at": r.updated_at,
+        }
+        for r in recs
+    ]
+    if json_out:
+        _echo_json({"configs": rows})
+        return
+    for r in rows:
+        typer.echo(f"{r['key']}\t版本 {r['version']}\t{r['title']}\t{r['jurisdiction'] or ''}")
+
+
+def _write_run_dossiers(
+    run: Any, dossier: Path, fmt: str, site: list[str] | None, no_map: bool
+) -> list[str]:
+    from yizhangtu.services.scoring import write_dossiers
+
+    return [
+        str(p)
+        for p in write_dossiers(
+            run, dossier, format=fmt, site_ids=site or None, with_map=not no_map
+        )
+    ]
+
+
+@score_app.command("run-ws")
+def run_ws(
+    ctx: typer.Context,
+    key: str = typer.Argument(..., help="工作空间中的评价配置编号"),
+    sites_layer: str | None = typer.Option(
+        None, "--sites-layer", help="站点图层 (覆盖配置中的 sites.layer)"
+    ),
+    method: str | None = typer.Option(None, "--method", help="weighted (加权求和) | topsis"),
+    normalisation: str | None = typer.Option(
+        None, "--normalisation", help="minmax | zscore | rank"
+    ),
+    dossier: Path | None = typer.Option(None, "--dossier", help="一站一档输出目录"),
+    fmt: str = typer.Option("html", "--format", help="一站一档格式: html | pdf"),
+    site: list[str] | None = typer.Option(None, "--site", help="只输出这些站点的档案 (可重复)"),
+    no_map: bool = typer.Option(False, "--no-map", help="档案中不绘制区位图"),
+    no_save: bool = typer.Option(False, "--no-save", help="不保存评价结果"),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Score the sites of a workspace layer with a stored configuration; save the result."""
+    from yizhangtu.services.scoring import score_workspace
+
+    with _ws(ctx) as st:
+        run = score_workspace(
+            st,
+            key,
+            actor=_actor(ctx),
+            sites_layer=sites_layer,
+            method=method,
+            normalisation=normalisation,
+            persist=not no_save,
+        )
+    written = _write_run_dossiers(run, dossier, fmt, site, no_map) if dossier is not None else []
+    if json_out:
+        _echo_json(run.to_dict() | {"dossiers": written, "saved": not no_save})
+        return
+    for sid, r in run.result.table.iterrows():
+        typer.echo(
+            f"{int(r['rank'])}\t{sid}\t{r['name']}\t{r['score']:.4f}\t{r['phase']}\t{r['mode']}"
+        )
+    typer.echo(
+        f"运行 {run.run_id}; 溯源记录 {run.provenance_id}" + ("; 合成数据" if run.synthetic else "")
+    )
+    for p in written:
+        typer.echo(f"已写出: {p}")
+
+
+@score_app.command("results")
+def results_cmd(
+    ctx: typer.Context,
+    run_id: str | None = typer.Argument(None, help="运行编号 (缺省列出所有运行)"),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """List stored scoring runs, or the sites of one run."""
+    from yizhangtu.services.scoring import RESULTS
+
+    with _ws(ctx) as st:
+        if run_id is None:
+            recs = st.list_records(RESULTS)
+            rows = [
+                {
+                    "run_id": r.key,
+                    "config": r.data.get("config"),
+                    "title": r.data.get("title"),
+                    "scored_at": r.data.get("scored_at"),
+                    "sites": len(r.data.get("sites") or ()),
+                    "provenance_id": r.data.get("provenance_id"),
+                    "synthetic": r.data.get("synthetic"),
+                    "jurisdiction": r.jurisdiction,
+                }
+                for r in recs
+            ]
+            if json_out:
+                _echo_json({"runs": rows})
+                return
+            for r in rows:
+                typer.echo(f"{r['run_id']}\t{r['title']}\t{r['sites']} 个站点\t{r['scored_at']}")
+            return
+        rec = st.get_record(RESULTS, run_id)
+    if json_out:
+        _echo_json(dict(rec.data) | {"version": rec.version, "jurisdiction": rec.jurisdiction})
+        return
+    for s in rec.data["sites"]:
+        typer.echo(
+            f"{s['rank']}\t{s['site_id']}\t{s['name']}\t{s['score']:.4f}\t{s['phase']}\t{s['mode']}"
+        )
+
+
+@score_app.command("dossier")
+def dossier_cmd(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="运行编号 (score results 列出)"),
+    out: Path = typer.Option(..., "--out", help="输出目录"),
+    fmt: str = typer.Option("html", "--format", help="html | pdf"),
+    site: list[str] | None = typer.Option(None, "--site", help="只输出这些站点 (可重复)"),
+    no_map: bool = typer.Option(False, "--no-map", help="不绘制区位图"),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Re-score a stored run from its snapshots and write its dossiers (一站一档)."""
+    from yizhangtu.services.scoring import rerun
+
+    with _ws(ctx) as st:
+        run = rerun(st, run_id, actor=_actor(ctx))
+    written = _write_run_dossiers(run, out, fmt, site, no_map)
+    if json_out:
+        _echo_json({"run_id": run_id, "provenance_id": run.provenance_id, "dossiers": written})
+        return
+    for p in written:
+        typer.echo(f"已写出: {p}")

@@ -1,7 +1,10 @@
 """CLI: task supervision (``yizhangtu tasks …``) and the project library (``yizhangtu projects …``).
 
-These commands read and write files for now (YAML or xlsx); the store comes later. Without
-``--tasks`` the packaged seed task set (seed 003's 22 work points) is used.
+The file-based commands read and write YAML or xlsx. Without ``--tasks`` they use the task
+ledger of the workspace when it holds one (``tasks load-seed`` / ``tasks import --store``), else
+the packaged seed task set (seed 003's 22 work points); ``--store`` / ``--no-store`` forces the
+choice. Workspace commands (``load-seed``, ``progress``, ``rectify``, ``actual``, ``projects
+import`` …) write versioned records with optimistic locking and an audit trail.
 """
 
 from __future__ import annotations
@@ -115,13 +118,63 @@ def _at(value: str | None) -> dt.date:
     return parse_date(value, field="--at") if value else dt.date.today()
 
 
+_STORE_HELP = (
+    "从工作空间读取任务台账 (--no-store: 读文件或内置种子; 缺省: 工作空间有台账时读工作空间)"
+)
+
+
+def _workspace_exists(ctx: typer.Context | None) -> bool:
+    from yizhangtu.cli._common import settings_from
+
+    ws = settings_from(ctx).workspace
+    return ws.startswith(("postgresql://", "postgres://")) or Path(ws).exists()
+
+
+def _use_store(ctx: typer.Context | None, store: bool | None, tasks: Path | None) -> bool:
+    """Decide where the ledger comes from: explicit flag, else the workspace if it has tasks."""
+    if store is not None:
+        if store and tasks is not None:
+            raise InputError("--store 与 --tasks 不能同时使用", key="option_conflict")
+        return store
+    if tasks is not None:
+        return False
+    explicit = bool(ctx is not None and ctx.obj and ctx.obj.get("workspace"))
+    if not explicit and not _workspace_exists(ctx):
+        return False  # no workspace given and none here: the packaged seed
+    from yizhangtu.cli._common import open_workspace
+    from yizhangtu.services.tasks import has_tasks
+
+    with open_workspace(ctx) as st:
+        return has_tasks(st)
+
+
+def _store_ledger(
+    ctx: typer.Context | None, task_set: list[str] | None, department: str | None
+) -> tuple[TaskLedger, bool]:
+    from yizhangtu.cli._common import open_workspace
+    from yizhangtu.services.tasks import _synthetic, task_ledger
+
+    with open_workspace(ctx) as st:
+        led = task_ledger(st, task_set=task_set or None, department=department)
+        return led, _synthetic(st, led, task_set or None, None)
+
+
 @tasks_app.command("list")
 def list_tasks(
+    ctx: typer.Context,
     tasks: Path | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
+    store: bool | None = typer.Option(None, "--store/--no-store", help=_STORE_HELP),
+    task_set: list[str] | None = typer.Option(None, "--set", help="只列出这些任务集 (工作空间)"),
+    department: str | None = typer.Option(
+        None, "--department", help="只列出该单位牵头或配合的任务"
+    ),
     json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
 ) -> None:
     """List tasks with their departments, dates and quantitative targets."""
-    led = _load_ledger(tasks, None)
+    if _use_store(ctx, store, tasks):
+        led, _ = _store_ledger(ctx, task_set, department)
+    else:
+        led = _load_ledger(tasks, None)
     if json_out:
         _echo_json(ledger_to_mapping(led)["tasks"])
         return
@@ -146,20 +199,30 @@ def list_tasks(
 
 @tasks_app.command("status")
 def status(
+    ctx: typer.Context,
     at: str | None = typer.Option(None, "--at", help="评价日期 (缺省为今天), 如 2021-09-30"),
     tasks: Path | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
     progress: Path | None = typer.Option(None, "--progress", help=_PROGRESS_HELP),
+    store: bool | None = typer.Option(None, "--store/--no-store", help=_STORE_HELP),
+    task_set: list[str] | None = typer.Option(None, "--set", help="只看这些任务集 (工作空间)"),
+    department: str | None = typer.Option(None, "--department", help="只看该单位牵头或配合的任务"),
     json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
 ) -> None:
     """Status of every task at a date (overdue first) and alerts."""
     day = _at(at)
-    led = _load_ledger(tasks, progress)
+    from_store = _use_store(ctx, store, tasks)
+    if from_store:
+        led, _ = _store_ledger(ctx, task_set, department)
+    else:
+        led = _load_ledger(tasks, progress)
+    source = "store" if from_store else ("file" if tasks else "seed")
     states = evaluate_tasks(led.tasks, led.reports, day)
     alerts = task_alerts(states)
     if json_out:
         _echo_json(
             {
                 "at": day.isoformat(),
+                "source": source,
                 "tasks": [s.to_dict() for s in states],
                 "alerts": [a.__dict__ for a in alerts],
             }
@@ -191,20 +254,32 @@ def status(
 
 @tasks_app.command("report")
 def report(
-    out: Path = typer.Option(..., "--out", help="输出文件"),
+    ctx: typer.Context,
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="输出文件 (缺省 调度报告_<日期>.<格式>)"
+    ),
     fmt: str = typer.Option("html", "--format", help="html | pdf | xlsx"),
     at: str | None = typer.Option(None, "--at", help="调度日期 (缺省为今天)"),
     tasks: Path | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
     progress: Path | None = typer.Option(None, "--progress", help=_PROGRESS_HELP),
     title: str | None = typer.Option(None, "--title", help="报告标题"),
     synthetic: bool = typer.Option(False, "--synthetic", help="标注为合成数据"),
+    store: bool | None = typer.Option(None, "--store/--no-store", help=_STORE_HELP),
+    task_set: list[str] | None = typer.Option(None, "--set", help="只含这些任务集 (工作空间)"),
+    department: str | None = typer.Option(None, "--department", help="只含该单位牵头或配合的任务"),
     json_out: bool = typer.Option(False, "--json", help="输出 JSON 摘要"),
 ) -> None:
     """Write the periodic dispatch report (调度报告), overdue items first."""
     if fmt not in ("html", "pdf", "xlsx"):
         raise InputError(f"未知的报告格式: {fmt}", key="format_unknown", hint="html、pdf 或 xlsx")
     day = _at(at)
-    led = _load_ledger(tasks, progress)
+    from_store = _use_store(ctx, store, tasks)
+    if from_store:
+        led, stored_synth = _store_ledger(ctx, task_set, department)
+        synthetic = synthetic or stored_synth
+    else:
+        led = _load_ledger(tasks, progress)
+    out = out or Path(f"调度报告_{day.isoformat()}.{fmt}")
     rep = build_dispatch_report(led, day, title=title, synthetic=synthetic)
     pages = None
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +298,7 @@ def report(
                 "pages": pages,
                 "at": day.isoformat(),
                 "counts": rep.counts(),
+                "source": "store" if from_store else ("file" if tasks else "seed"),
             }
         )
         return
@@ -232,14 +308,53 @@ def report(
 
 @tasks_app.command("import")
 def import_(
+    ctx: typer.Context,
     source: Path = typer.Argument(..., help="Excel 任务台账 (.xlsx)"),
-    out: Path = typer.Option(..., "--out", help="输出 YAML 文件"),
+    out: Path | None = typer.Option(None, "--out", help="输出 YAML 文件"),
+    store: bool = typer.Option(False, "--store", help="导入工作空间 (而不是转换为 YAML)"),
+    task_set: str | None = typer.Option(
+        None, "--set", help="任务集编号 (--store 必填), 如 hunan_2021"
+    ),
+    jurisdiction: str | None = typer.Option(None, "--jurisdiction", help="所属辖区, 如 湖南省"),
+    replace: bool = typer.Option(False, "--replace", help="覆盖同编号的已有任务"),
     json_out: bool = typer.Option(False, "--json", help="输出 JSON 摘要"),
 ) -> None:
-    """Validate an Excel ledger and convert it to YAML."""
+    """Validate an Excel ledger and convert it to YAML, or import it into the workspace."""
     if not _is_xlsx(source):
         raise InputError(f"导入文件须为 .xlsx: {source}", key="format_unknown", file=str(source))
     _exists(source)
+    if store:
+        if not task_set:
+            raise InputError(
+                "--store 需要 --set 指定任务集编号", key="option_missing", field="--set"
+            )
+        from yizhangtu.cli._common import open_workspace, settings_from
+        from yizhangtu.services.tasks import import_ledger_xlsx
+
+        with open_workspace(ctx, create=True) as st:
+            info = import_ledger_xlsx(
+                st,
+                source.read_bytes(),
+                task_set=task_set,
+                actor=settings_from(ctx).actor,
+                jurisdiction=jurisdiction,
+                replace=replace,
+                file=str(source),
+            )
+        if json_out:
+            _echo_json(info.to_dict())
+            return
+        typer.echo(
+            f"已导入工作空间: 任务集 {info.task_set} {info.tasks} 项任务、{info.progress} 条进度、"
+            f"{info.rectifications} 项整改事项 (新建 {info.created}, 更新 {info.updated})"
+        )
+        return
+    if out is None:
+        raise InputError(
+            "需要 --out 指定输出 YAML 文件, 或用 --store 导入工作空间",
+            key="option_missing",
+            field="--out",
+        )
     led = ledger_from_xlsx(source.read_bytes(), file=str(source))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -263,12 +378,36 @@ def import_(
 
 @tasks_app.command("export")
 def export(
+    ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="输出 .xlsx 文件"),
     tasks: Path | None = typer.Option(None, "--tasks", help=_TASKS_HELP),
     progress: Path | None = typer.Option(None, "--progress", help=_PROGRESS_HELP),
+    store: bool | None = typer.Option(None, "--store/--no-store", help=_STORE_HELP),
+    task_set: list[str] | None = typer.Option(None, "--set", help="只导出这些任务集 (工作空间)"),
     json_out: bool = typer.Option(False, "--json", help="输出 JSON 摘要"),
 ) -> None:
     """Export the task ledger to Excel with Chinese headers."""
+    if _use_store(ctx, store, tasks):
+        from yizhangtu.cli._common import open_workspace
+        from yizhangtu.services.tasks import export_ledger_xlsx, task_ledger
+
+        with open_workspace(ctx) as st:
+            data = export_ledger_xlsx(st, task_set=task_set or None)
+            led = task_ledger(st, task_set=task_set or None)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        if json_out:
+            _echo_json(
+                {
+                    "file": str(out),
+                    "tasks": len(led.tasks),
+                    "progress": len(led.reports),
+                    "source": "store",
+                }
+            )
+            return
+        typer.echo(f"已写出: {out}")
+        return
     led = _load_ledger(tasks, progress)
     reg = load_departments("hunan") if tasks is None else None
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -281,10 +420,29 @@ def export(
 
 @tasks_app.command("targets")
 def targets(
+    ctx: typer.Context,
     name: str = typer.Option("fangshan", "--set", help="内置目标集: fangshan (种子 000)"),
+    store: bool = typer.Option(False, "--store", help="列出工作空间中的目标及其实际值"),
+    at: str | None = typer.Option(None, "--at", help="截至日期 (--store)"),
     json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
 ) -> None:
-    """List a packaged target set (seed 000: urbanisation, forest cover, fund institutions)."""
+    """List a packaged target set (seed 000), or the stored targets with their actual values."""
+    if store:
+        from yizhangtu.cli._common import open_workspace
+        from yizhangtu.services.tasks import list_targets
+
+        with open_workspace(ctx) as st:
+            items = list_targets(st, at=_at(at) if at else None)
+        if json_out:
+            _echo_json({"targets": items})
+            return
+        for r in items:
+            met = "—" if r["met"] is None else ("已达标" if r["met"] else "未达标")
+            typer.echo(
+                f"{r['id']}\t{r['target']}\t期限 {r['due']}\t"
+                f"实际 {r['actual'] if r['actual'] is not None else '未报送'}\t{met}"
+            )
+        return
     ts = load_seed_targets(name)
     rows = [
         {
@@ -316,15 +474,34 @@ def _load_library(file: Path) -> tuple[Any, Any]:
     return library_from_mapping(d)
 
 
+def _library(
+    ctx: typer.Context | None, file: Path | None, jurisdiction: list[str] | None = None
+) -> tuple[Any, Any]:
+    if file is not None:
+        return _load_library(file)
+    from yizhangtu.cli._common import open_workspace
+    from yizhangtu.services.tasks import project_library
+
+    with open_workspace(ctx) as st:
+        return project_library(st, jurisdictions=jurisdiction or None)
+
+
+_LIB_HELP = "项目库文件 (YAML 或 xlsx); 缺省读工作空间中的项目库"
+
+
 @projects_app.command("list")
 def list_projects(
-    file: Path = typer.Option(..., "--file", help="项目库文件 (YAML 或 xlsx)"),
+    ctx: typer.Context,
+    file: Path | None = typer.Option(None, "--file", help=_LIB_HELP),
     level: str | None = typer.Option(None, "--level", help="只列出该级别 (市级/区级)"),
     category: str | None = typer.Option(None, "--category", help="只列出该类别"),
+    jurisdiction: list[str] | None = typer.Option(
+        None, "--jurisdiction", help="只列出这些辖区的项目 (工作空间)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
 ) -> None:
     """List projects, optionally filtered by level and category."""
-    projects, _ = _load_library(file)
+    projects, _ = _library(ctx, file, jurisdiction)
     v = project_vocabulary()
     lv = v.level(level) if level else None
     ct = v.category(category) if category else None
@@ -357,8 +534,9 @@ def list_projects(
 
 @projects_app.command("compile")
 def compile_(
+    ctx: typer.Context,
     year: int = typer.Option(..., "--year", help="年度"),
-    file: Path = typer.Option(..., "--file", help="项目库文件 (YAML 或 xlsx)"),
+    file: Path | None = typer.Option(None, "--file", help=_LIB_HELP),
     fmt: str = typer.Option("json", "--format", help="json | html | xlsx"),
     out: Path | None = typer.Option(None, "--out", help="输出文件 (html/xlsx 必填)"),
     json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
@@ -366,7 +544,15 @@ def compile_(
     """Compile the yearly comprehensive list (年度重点项目综合清单)."""
     if fmt not in ("json", "html", "xlsx"):
         raise InputError(f"未知的格式: {fmt}", key="format_unknown", hint="json、html 或 xlsx")
-    projects, _ = _load_library(file)
+    projects, _ = _library(ctx, file)
+    if not projects:
+        from yizhangtu.errors import NotFoundError
+
+        raise NotFoundError(
+            "项目库为空",
+            key="projects_not_found",
+            hint="用 --file 指定项目库文件, 或先 yizhangtu projects import FILE",
+        )
     yl = compile_yearly_list(projects, year)
     if fmt in ("html", "xlsx"):
         if out is None:
@@ -383,3 +569,295 @@ def compile_(
         _echo_json(d)
         return
     typer.echo(f"已写出: {out} ({year} 年 {len(yl.rows)} 个项目)")
+
+
+# ---------------------------------------------------------------------------
+# workspace commands
+# ---------------------------------------------------------------------------
+
+
+def _ws(ctx: typer.Context, *, create: bool = False) -> Any:
+    from yizhangtu.cli._common import open_workspace
+
+    return open_workspace(ctx, create=create)
+
+
+def _actor(ctx: typer.Context) -> str:
+    from yizhangtu.cli._common import settings_from
+
+    return settings_from(ctx).actor
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for it in items or []:
+        if "=" not in it:
+            raise InputError(f"{what}格式应为 编号=数值: {it}", key="bad_pair", field=what)
+        k, v = it.split("=", 1)
+        try:
+            out[k.strip()] = float(v)
+        except ValueError:
+            raise InputError(f"{what}的数值无效: {it}", key="number_invalid", field=what) from None
+    return out
+
+
+@tasks_app.command("load-seed", help="把内置任务集 (及目标集) 载入工作空间。")
+def load_seed(
+    ctx: typer.Context,
+    name: str = typer.Option(
+        "hunan_2021", "--set", help="内置任务集: hunan_2021 (种子 003, 22 项)"
+    ),
+    targets_set: str | None = typer.Option(
+        "fangshan", "--targets", help="同时载入的内置目标集 (种子 000); 空字符串表示不载入"
+    ),
+    replace: bool = typer.Option(False, "--replace", help="覆盖已有的同编号任务与目标"),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Load a packaged task set (and target set) into the workspace."""
+    from yizhangtu.services.tasks import load_seed_targets_into, load_seed_tasks_into
+
+    with _ws(ctx, create=True) as st:
+        info = load_seed_tasks_into(st, name, actor=_actor(ctx), replace=replace)
+        recs = (
+            load_seed_targets_into(st, targets_set, actor=_actor(ctx), replace=replace)
+            if targets_set
+            else []
+        )
+    res = info.to_dict() | {"targets": len(recs)}
+    if json_out:
+        _echo_json(res)
+        return
+    typer.echo(
+        f"已载入任务集 {info.task_set}: {info.tasks} 项任务 (辖区 {info.jurisdiction}); "
+        f"目标 {len(recs)} 项"
+    )
+
+
+@tasks_app.command("progress", help="报送任务进度 (工作空间; 版本冲突时拒绝, 全程留痕)。")
+def progress_cmd(
+    ctx: typer.Context,
+    task_id: str = typer.Argument(..., metavar="TASK", help="任务编号"),
+    value: float = typer.Option(..., "--value", help="进度 (%), 0–100"),
+    date: str | None = typer.Option(None, "--date", help="报送日期 (缺省今天)"),
+    evidence: list[str] | None = typer.Option(
+        None, "--evidence", help="佐证材料 (文件名、文号或链接), 可重复"
+    ),
+    note: str = typer.Option("", "--note", help="进展情况"),
+    actual: list[str] | None = typer.Option(
+        None, "--actual", help="量化目标实际值 目标编号=数值, 可重复"
+    ),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="你看到的任务版本号 (乐观锁; 缺省为当前版本)"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Report task progress (optimistic locking, audited)."""
+    from yizhangtu.services.tasks import report_progress
+
+    with _ws(ctx) as st:
+        rec = report_progress(
+            st,
+            task_id,
+            progress_pct=value,
+            reported_on=date,
+            evidence=evidence or (),
+            note=note,
+            actuals=_pairs(actual, "--actual"),
+            expected_version=expected_version,
+            actor=_actor(ctx),
+        )
+    if json_out:
+        _echo_json(
+            {
+                "task_id": rec.key,
+                "version": rec.version,
+                "progress": rec.data["progress"][-1],
+                "updated_by": rec.updated_by,
+            }
+        )
+        return
+    typer.echo(f"已报送 {rec.key}: 进度 {value:g}% (版本 {rec.version})")
+
+
+@tasks_app.command("rectifications", help="列出工作空间中的整改事项及其状态。")
+def rectifications_cmd(
+    ctx: typer.Context,
+    at: str | None = typer.Option(None, "--at", help="统计日期 (缺省今天)"),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """List the rectification items of the workspace."""
+    from yizhangtu.services.tasks import RECTIFICATIONS
+    from yizhangtu.tasks import (
+        RECTIFICATION_LABELS,
+        rectification_from_mapping,
+        rectification_state,
+        summarise_rectifications,
+    )
+
+    day = _at(at)
+    with _ws(ctx) as st:
+        recs = st.list_records(RECTIFICATIONS)
+    items = [(r, rectification_from_mapping(r.data)) for r in recs]
+    rows = [
+        {
+            "id": x.id,
+            "title": x.title,
+            "responsible": x.responsible,
+            "state": rectification_state(x, day),
+            "state_label": RECTIFICATION_LABELS[rectification_state(x, day)],
+            "deadline": x.deadline.isoformat() if x.deadline else None,
+            "closed_on": x.closed_on.isoformat() if x.closed_on else None,
+            "version": r.version,
+            "jurisdiction": r.jurisdiction,
+            "synthetic": x.synthetic,
+        }
+        for r, x in items
+        if x.found_on <= day
+    ]
+    summary = summarise_rectifications([x for _, x in items], day).describe() if items else ""
+    if json_out:
+        _echo_json({"at": day.isoformat(), "items": rows, "summary": summary})
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['state_label']}\t{r['id']}\t{r['title']}\t{r['responsible']}\t期限 {r['deadline']}"
+        )
+    typer.echo(summary)
+
+
+@tasks_app.command("rectify", help="整改事项销号 (须附佐证材料)。")
+def rectify(
+    ctx: typer.Context,
+    item_id: str = typer.Argument(..., metavar="ITEM", help="整改事项编号"),
+    date: str | None = typer.Option(None, "--date", help="销号日期 (缺省今天)"),
+    evidence: list[str] | None = typer.Option(
+        None, "--evidence", help="整改佐证材料, 可重复 (必填)"
+    ),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="你看到的版本号 (乐观锁)"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Close a rectification item with evidence."""
+    from yizhangtu.services.tasks import close_rectification_item
+
+    with _ws(ctx) as st:
+        rec = close_rectification_item(
+            st,
+            item_id,
+            on=date or dt.date.today().isoformat(),
+            evidence=evidence or (),
+            expected_version=expected_version,
+            actor=_actor(ctx),
+        )
+    if json_out:
+        _echo_json(
+            {
+                "id": rec.key,
+                "version": rec.version,
+                "closed_on": rec.data["closed_on"],
+                "evidence": rec.data["evidence"],
+            }
+        )
+        return
+    typer.echo(f"已销号 {rec.key} ({rec.data['closed_on']}, 版本 {rec.version})")
+
+
+@tasks_app.command("actual", help="报送目标的实际值 (须附佐证材料或溯源记录号)。")
+def actual_cmd(
+    ctx: typer.Context,
+    target_id: str = typer.Argument(..., metavar="TARGET", help="目标编号, 如 FS-T2"),
+    value: float = typer.Option(..., "--value", help="实际值 (目标的单位)"),
+    date: str | None = typer.Option(None, "--date", help="数据日期 (缺省今天)"),
+    evidence: list[str] | None = typer.Option(None, "--evidence", help="佐证材料, 可重复"),
+    provenance: str | None = typer.Option(None, "--provenance", help="计算结果的溯源记录号"),
+    source: str = typer.Option("", "--source", help="数据来源说明"),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="你看到的版本号 (乐观锁)"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Record an actual value of a target."""
+    from yizhangtu.services.tasks import record_target_actual
+
+    with _ws(ctx) as st:
+        rec = record_target_actual(
+            st,
+            target_id,
+            value=value,
+            on=date or dt.date.today().isoformat(),
+            evidence=evidence or (),
+            provenance_id=provenance,
+            source=source,
+            expected_version=expected_version,
+            actor=_actor(ctx),
+        )
+    if json_out:
+        _echo_json({"id": rec.key, "version": rec.version, "actual": rec.data["actuals"][-1]})
+        return
+    typer.echo(f"已记录 {rec.key} 实际值 {value:g} (版本 {rec.version})")
+
+
+@projects_app.command("import", help="把项目库文件导入工作空间。")
+def import_projects_cmd(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="项目库文件 (YAML 或 xlsx)"),
+    jurisdiction: str | None = typer.Option(
+        None, "--jurisdiction", help="所属辖区, 如 北京市朝阳区"
+    ),
+    replace: bool = typer.Option(False, "--replace", help="覆盖同编号的已有项目"),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Import a project library file into the workspace."""
+    from yizhangtu.services.tasks import import_projects
+
+    projects, progress = _load_library(file)
+    with _ws(ctx, create=True) as st:
+        res = import_projects(
+            st, projects, progress, actor=_actor(ctx), jurisdiction=jurisdiction, replace=replace
+        )
+    res = res | {"projects": len(projects), "progress": len(progress)}
+    if json_out:
+        _echo_json(res)
+        return
+    typer.echo(
+        f"已导入 {res['projects']} 个项目、{res['progress']} 条进度 "
+        f"(新建 {res['created']}, 更新 {res['updated']})"
+    )
+
+
+@projects_app.command("progress", help="报送项目进度 (工作空间, 乐观锁, 留痕)。")
+def project_progress_cmd(
+    ctx: typer.Context,
+    project_id: str = typer.Argument(..., metavar="PROJECT", help="项目编号"),
+    value: float = typer.Option(..., "--value", help="进度 (%)"),
+    date: str | None = typer.Option(None, "--date", help="报送日期 (缺省今天)"),
+    invested: float | None = typer.Option(None, "--invested", help="累计完成投资"),
+    evidence: list[str] | None = typer.Option(None, "--evidence", help="佐证材料, 可重复"),
+    note: str = typer.Option("", "--note"),
+    expected_version: int | None = typer.Option(
+        None, "--expected-version", help="你看到的版本号 (乐观锁)"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="输出 JSON"),
+) -> None:
+    """Report project progress (optimistic locking, audited)."""
+    from yizhangtu.services.tasks import report_project_progress
+
+    with _ws(ctx) as st:
+        rec = report_project_progress(
+            st,
+            project_id,
+            progress_pct=value,
+            reported_on=date,
+            invested_to_date=invested,
+            evidence=evidence or (),
+            note=note,
+            expected_version=expected_version,
+            actor=_actor(ctx),
+        )
+    if json_out:
+        _echo_json(
+            {"project_id": rec.key, "version": rec.version, "progress": rec.data["progress"][-1]}
+        )
+        return
+    typer.echo(f"已报送 {rec.key}: 进度 {value:g}% (版本 {rec.version})")

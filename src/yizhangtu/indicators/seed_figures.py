@@ -29,6 +29,7 @@ from yizhangtu.indicators.units import parse_unit
 __all__ = [
     "SeedFigure",
     "SeedFigureResult",
+    "figure_tables",
     "load_seed_figures",
     "run_seed_figure",
     "seed_figure_files",
@@ -153,6 +154,19 @@ def _inline_table(ind: Indicator, name: str, spec: Mapping[str, Any]) -> pd.Data
             )
         df[col] = df[col].astype(float) * s.factor / d.factor
     return df
+
+
+def figure_tables(
+    figure: SeedFigure, *, catalogue: Catalogue | None = None
+) -> dict[str, pd.DataFrame]:
+    """Inline tables of a figure, converted to the units its catalogue declares.
+
+    E.g. ``pop_total: 344.9`` stated in 万人 becomes 3 449 000 persons. Figures that only read
+    files (census) give an empty mapping.
+    """
+    cat = catalogue or load_catalogue(figure.catalogue)
+    ind = cat.get(figure.indicator)
+    return {name: _inline_table(ind, name, spec) for name, spec in figure.tables.items()}
 
 
 def run_seed_figure(

@@ -161,9 +161,9 @@ def demo_steps() -> list[tuple[str, DemoStep]]:
         ("conformance", _optional("yizhangtu.services.demo_conformance", "demo_step_conformance")),
         ("renewal", _optional("yizhangtu.services.demo_renewal", "demo_step_renewal")),
         ("rights", _optional("yizhangtu.services.demo_rights", "demo_step_rights")),
+        ("tasks", _optional("yizhangtu.services.demo_tasks", "demo_step_tasks")),
         ("indicators", _optional("yizhangtu.services.demo_indicators", "demo_step_indicators")),
         ("scoring", _optional("yizhangtu.services.demo_tasks", "demo_step_scoring")),
-        ("tasks", _optional("yizhangtu.services.demo_tasks", "demo_step_tasks")),
         ("portal", _optional("yizhangtu.services.portal", "demo_step_portal")),
         ("reduction", _optional("yizhangtu.services.demo_reduction", "demo_step_reduction")),
     ]
