@@ -33,7 +33,7 @@ def test_demo_builds_real_boundaries_and_labelled_synthetic_survey(demo):
         assert len(st.read_layer("dongguan_towns")) == 33
         survey = layers["survey"]
         assert survey.synthetic and "合成" in (survey.title or "")
-        assert [s.label for s in st.snapshots("survey")] == ["2020", "2021"]
+        assert [s.label for s in st.snapshots("survey")] == ["2020", "2021", "2022"]
         assert not layers["chaoyang_streets"].synthetic
         assert set(st.table_names()) >= {"census2020", "census2010", "census_city"}
         assert st.audit_verify().ok

@@ -14,7 +14,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from yizhangtu.errors import ErrorDetail, ValidationError
+from yizhangtu.errors import ErrorDetail, InputError, ValidationError
 from yizhangtu.renewal.model import RenewalUnit, unit_from_record, unit_to_record
 
 __all__ = [
@@ -221,7 +221,7 @@ def units_from_workbook(wb: Workbook) -> list[RenewalUnit]:
             rec["holders"] = json.dumps(holders[uid], ensure_ascii=False)
         try:
             out.append(unit_from_record(rec))
-        except ValidationError as exc:
+        except InputError as exc:  # ValidationError and unknown enum values (parse_enum)
             exc.detail = ErrorDetail(
                 file=exc.detail.file,
                 feature=f"{where}({uid})" if uid else where,
