@@ -8,6 +8,6 @@ export YIZHANGTU_PG_DIR="${YIZHANGTU_PG_DIR:-/tmp/yizhangtu-pg-test-$YIZHANGTU_P
 DSN="$(bash scripts/pg-cluster.sh start)"
 trap 'bash scripts/pg-cluster.sh stop' EXIT
 export YIZHANGTU_TEST_PG_DSN="$DSN"
-export YIZHANGTU_REQUIRE_SUITES="${YIZHANGTU_REQUIRE_SUITES:-postgis}"
+export YIZHANGTU_REQUIRE_SUITES="${YIZHANGTU_REQUIRE_SUITES:-postgis,browser}"
 export MPLBACKEND=Agg
 uv run --frozen python -m pytest -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

@@ -62,9 +62,9 @@ def _pdf_text(path: Path) -> str:
 
 def test_seed_tasks_progress_and_dispatch_overdue_first(store, tmp_path):
     info = load_seed_tasks_into(store, actor="loader")
-    assert (info.tasks, info.created, info.jurisdiction) == (22, 22, "湖南省")
+    assert (info.tasks, info.created, info.jurisdiction) == (22, 22, "43")
     recs = task_records(store)
-    assert len(recs) == 22 and all(r.jurisdiction == "湖南省" for r in recs)
+    assert len(recs) == 22 and all(r.jurisdiction == "43" for r in recs)
     one = store.get_record(TASKS, "HN2021-02")
     assert one.data["department"] == "省公安厅" and "省教育厅" in one.data["departments"]
     assert [r.key for r in task_records(store, department="省文物局")] == [
@@ -263,7 +263,7 @@ def test_rectification_targets_and_excel_round_trip(store, tmp_path):
     data = export_ledger_xlsx(store, task_set="hunan_2021")
     before = task_ledger(store, task_set="hunan_2021")
     info = import_ledger_xlsx(
-        store, data, task_set="hunan_2021", actor="t", jurisdiction="湖南省", replace=True
+        store, data, task_set="hunan_2021", actor="t", jurisdiction="43", replace=True
     )
     after = task_ledger(store, task_set="hunan_2021")
     assert info.updated == 22 and info.progress == 1
@@ -321,7 +321,7 @@ def test_projects_in_store(store):
         report_project_progress(
             store, "P1", progress_pct=55, reported_on="2022-07-01", actor="b", expected_version=v
         )
-    assert project_library(store, jurisdictions=["湖南省"]) == ((), ())
+    assert project_library(store, jurisdictions=["43"]) == ((), ())
 
 
 def test_cli_tasks_and_projects_with_workspace(workspace_uri, tmp_path):

@@ -101,7 +101,8 @@ TARGETS = "targets"
 PROJECTS = "projects"
 
 # jurisdiction of the packaged seed sets (seed 003: the province of Hunan)
-_SEED_JURISDICTION = {"hunan_2021": "湖南省", "fangshan": "北京市房山区"}
+# jurisdictions are administrative codes, matched by prefix (43 = 湖南省, 110111 = 北京市房山区)
+_SEED_JURISDICTION = {"hunan_2021": "43", "fangshan": "110111"}
 
 
 @dataclass(frozen=True)
