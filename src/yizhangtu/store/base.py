@@ -38,6 +38,7 @@ __all__ = [
     "LAYER_KINDS",
     "AuditRecord",
     "AuditVerification",
+    "FeatureRows",
     "LayerInfo",
     "LayerSpec",
     "Record",
@@ -217,6 +218,39 @@ class AuditVerification:
     problems: tuple[str, ...]
 
 
+@dataclass
+class FeatureRows:
+    """Features as fetched from SQL, before any frame is built (web pages skip pandas).
+
+    ``rows`` hold the attribute values of each feature in ``columns`` order, as the database
+    returned them (added for issue 10).
+    """
+
+    snapshot: SnapshotInfo
+    columns: list[str]
+    kinds: list[str]
+    fids: list[int]
+    rows: list[tuple[Any, ...]]
+    geometries: Any  # numpy array of shapely geometries, storage CRS
+    next_fid: int | None
+
+    def __len__(self) -> int:
+        return len(self.fids)
+
+    def to_frame(self) -> gpd.GeoDataFrame:
+        """A GeoDataFrame indexed by fid, with the dtypes the columns were written with."""
+        from yizhangtu.store._frames import restore_kinds
+
+        crs = self.snapshot.crs or None
+        index = pd.Index(self.fids, name="fid", dtype="int64")
+        df = pd.DataFrame(self.rows, columns=self.columns, index=index) if self.columns else pd.DataFrame(index=index)
+        restore_kinds(df, list(zip(self.columns, self.kinds, strict=True)))
+        gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(self.geometries, index=index, crs=crs), crs=crs)
+        gdf.attrs["snapshot_id"] = self.snapshot.id
+        gdf.attrs["content_hash"] = self.snapshot.content_hash
+        return gdf
+
+
 def audit_hash(seq: int, ts: str, actor: str, action: str, target: str, details: str, inputs: str, prev: str) -> str:
     """Hash of one audit record, chained to the previous one."""
     return sha256_hex(canonical_json([seq, ts, actor, action, target, details, inputs, prev]))
@@ -363,6 +397,131 @@ class Store(ABC):
     @abstractmethod
     def get_provenance(self, rid: str) -> ProvenanceRecord:
         """Load a provenance record."""
+
+    # -- feature queries for the web adapters (added for issue 10) -------------
+    # Conventions shared by both backends: every snapshot table has an integer primary key
+    # ``"fid"`` and a geometry column ``"geom"``. ``where_sql`` is a boolean SQL expression
+    # over double-quoted column names with the backend's placeholder (``self.ph``) for each of
+    # ``params``; it comes from a compiler (``yizhangtu.services.cql2``), never from a user.
+    # ``jurisdictions`` are admin-code prefixes matched against the layer's catalogued
+    # ``jurisdiction_field`` (``None``: no filter; empty: nothing; a layer without a
+    # jurisdiction field is not filtered).
+
+    sql_dialect: str = "sqlite"
+    ph: str = "?"
+
+    @abstractmethod
+    def feature_schema(self, layer: str, *, snapshot: str | int | None = None) -> list[tuple[str, str]]:
+        """Attribute columns of a snapshot with their kinds (int, float, bool, datetime, str), without fid and geometry."""
+
+    @abstractmethod
+    def query_features(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        after_fid: int | None = None,
+        limit: int | None = None,
+        columns: Sequence[str] | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> tuple[gpd.GeoDataFrame, int | None]:
+        """Features of one snapshot in fid order, filtered in SQL; returns (frame indexed by fid, next fid or None).
+
+        ``bbox`` (storage CRS) selects features whose bounding boxes intersect it (an index
+        test, exact on neither backend); ``after_fid`` pages by keyset; the second value is
+        the last fid returned when ``limit`` rows came back (more may follow), else None.
+        """
+
+    @abstractmethod
+    def query_feature_rows(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        after_fid: int | None = None,
+        limit: int | None = None,
+        columns: Sequence[str] | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> FeatureRows:
+        """What :meth:`query_features` returns, as raw rows (no pandas)."""
+
+    @abstractmethod
+    def count_features(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        jurisdictions: Sequence[str] | None = None,
+        estimate_above: int | None = None,
+    ) -> tuple[int | None, bool]:
+        """Number of matching features and whether it is exact.
+
+        Without any filter the snapshot's recorded count is exact and free. With a filter on
+        a snapshot larger than ``estimate_above`` the backend may estimate (PostGIS: planner
+        rows) or return ``(None, False)`` when it cannot.
+        """
+
+    @abstractmethod
+    def spatial_filter_sql(self, snapshot: SnapshotInfo, wkb: bytes, bounds: tuple[float, float, float, float], op: str = "intersects") -> tuple[str, list[Any], bool]:
+        """SQL for "geometry <op> this shape" (storage CRS; op: intersects, within, contains): (sql, params, exact).
+
+        PostGIS answers exactly (``ST_Intersects`` …); GeoPackage, without SQL spatial
+        functions, answers with an R-tree bounding-box test (``exact`` False) that selects
+        a superset for the caller to refine.
+        """
+
+    @abstractmethod
+    def feature_extent(self, layer: str, *, snapshot: str | int | None = None, jurisdictions: Sequence[str] | None = None) -> tuple[float, float, float, float] | None:
+        """Bounding box (storage CRS) of a snapshot's features (as the jurisdictions see them), None if empty."""
+
+    def render_mvt(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None,
+        tile: tuple[int, int, int],
+        bbox: tuple[float, float, float, float],
+        extent: int = 4096,
+        buffer: int = 64,
+        tolerance: float = 0.0,
+        columns: Sequence[str] | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> bytes | None:
+        """A Mapbox vector tile rendered by the database, or None if the backend cannot (the caller encodes)."""
+        return None
+
+    @abstractmethod
+    def query_records(
+        self,
+        collection: str,
+        *,
+        jurisdiction_prefixes: Sequence[str] | None = None,
+        include_unassigned: bool = False,
+        after_key: str | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        """Records of a collection whose jurisdiction starts with one of the prefixes (filtered in SQL), by key."""
+
+    @abstractmethod
+    def query_table(
+        self,
+        name: str,
+        *,
+        jurisdiction_field: str | None = None,
+        jurisdictions: Sequence[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[pd.DataFrame, int]:
+        """Rows of a ledger table (optionally only those whose field starts with a prefix) and the matching row count."""
 
 
 # ---------------------------------------------------------------------------
@@ -843,3 +1002,109 @@ class SQLStore(Store):
         if hasher.hexdigest() != snap.content_hash:
             raise StoreError(f"快照 {layer}#{snap.id} 内容哈希不符, 数据可能被改动", key="snapshot_tampered", data={"recorded": snap.content_hash, "actual": hasher.hexdigest()})
         return True
+
+    # -- feature, record and table queries for the web adapters (added for issue 10) -----
+    @staticmethod
+    def _prefix_clause(expr: str, prefixes: Sequence[str], ph: str) -> tuple[str, list[Any]]:
+        """``expr`` starts with one of ``prefixes`` (admin codes), as portable SQL."""
+        if not prefixes:
+            return "1 = 0", []
+        parts = [f"substr(CAST({expr} AS TEXT), 1, {len(str(p))}) = {ph}" for p in prefixes]
+        return "(" + " OR ".join(parts) + ")", [str(p) for p in prefixes]
+
+    def _feature_filters(
+        self,
+        info: LayerInfo,
+        schema: Sequence[tuple[str, str]],
+        *,
+        where_sql: str | None,
+        params: Sequence[Any],
+        after_fid: int | None,
+        jurisdictions: Sequence[str] | None,
+    ) -> tuple[list[str], list[Any]]:
+        """WHERE parts shared by both backends (attribute filter, keyset, jurisdiction)."""
+        parts: list[str] = []
+        args: list[Any] = []
+        if where_sql:
+            parts.append(f"({where_sql})")
+            args.extend(params)
+        if after_fid is not None:
+            parts.append(f'"fid" > {self.ph}')
+            args.append(int(after_fid))
+        if jurisdictions is not None and info.jurisdiction_field:
+            if info.jurisdiction_field not in {n for n, _ in schema}:
+                parts.append("1 = 0")  # the field is catalogued but absent: show nothing
+            else:
+                sql, p = self._prefix_clause(self._quote_ident(info.jurisdiction_field), jurisdictions, self.ph)
+                parts.append(sql)
+                args.extend(p)
+        return parts, args
+
+    @staticmethod
+    def _quote_ident(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def query_records(
+        self,
+        collection: str,
+        *,
+        jurisdiction_prefixes: Sequence[str] | None = None,
+        include_unassigned: bool = False,
+        after_key: str | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        sql = f"SELECT {self._REC_COLS} FROM yz_records WHERE collection = ?"
+        params: list[Any] = [collection]
+        if jurisdiction_prefixes is not None:
+            clause, p = self._prefix_clause("jurisdiction", jurisdiction_prefixes, "?")
+            if include_unassigned:
+                clause = f"({clause} OR jurisdiction IS NULL)"
+            sql += f" AND {clause}"
+            params.extend(p)
+        if after_key is not None:
+            sql += " AND key > ?"
+            params.append(after_key)
+        sql += " ORDER BY key"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [self._record_from_row(r) for r in self._query(sql, params)]
+
+    def query_table(
+        self,
+        name: str,
+        *,
+        jurisdiction_field: str | None = None,
+        jurisdictions: Sequence[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[pd.DataFrame, int]:
+        from yizhangtu.store._frames import restore_kinds
+
+        if not self._query("SELECT 1 FROM yz_tables WHERE name = ?", (name,)):
+            raise NotFoundError(f"数据表不存在: {name}", key="table_not_found", hint="现有数据表: " + ", ".join(self.table_names()))
+        table = f"yzt_{name}"
+        kinds_row = self._query("SELECT value FROM yz_meta WHERE key = ?", (f"kinds:{table}",))
+        kinds = [tuple(k) for k in json.loads(kinds_row[0][0])] if kinds_row else []
+        names = [str(k[0]) for k in kinds]
+        if any("?" in n or "%" in n for n in names):
+            # the portable placeholder rewrite cannot carry these names through
+            raise InputError(f"数据表 {name} 的列名含 ? 或 %, 无法按条件查询", key="table_column_name", field=name)
+        where = ""
+        params: list[Any] = []
+        if jurisdictions is not None and jurisdiction_field:
+            if jurisdiction_field not in names:
+                where = " WHERE 1 = 0"
+            else:
+                clause, params = self._prefix_clause(self._quote_ident(jurisdiction_field), jurisdictions, "?")
+                where = f" WHERE {clause}"
+        total = int(self._query(f"SELECT COUNT(*) FROM {self._quote_ident(table)}{where}", params)[0][0])
+        cols = ", ".join(self._quote_ident(n) for n in names) or "fid"
+        sql = f"SELECT {cols} FROM {self._quote_ident(table)}{where} ORDER BY fid"
+        args = list(params)
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            args.extend([int(limit) if limit is not None else 2**62, int(offset)])
+        rows = self._query(sql, args)
+        df = pd.DataFrame(rows, columns=names) if names else pd.DataFrame(index=range(len(rows)))
+        return restore_kinds(df, kinds), total  # type: ignore[arg-type]

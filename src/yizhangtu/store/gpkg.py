@@ -9,7 +9,9 @@ a crash in between leaves an unregistered table that the next open drops.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -22,7 +24,7 @@ import pyogrio
 
 from yizhangtu.errors import ConflictError, StoreError
 from yizhangtu.store._frames import column_kinds, declared_geometry_type, normalise_chunk, py_value, restore_kinds
-from yizhangtu.store.base import LayerSpec, SnapshotInfo, SQLStore, normalise_obs_date
+from yizhangtu.store.base import FeatureRows, LayerSpec, SnapshotInfo, SQLStore, normalise_obs_date
 from yizhangtu.store.hashing import ContentHasher
 
 __all__ = ["GeoPackageStore"]
@@ -51,6 +53,22 @@ _GPKG_CORE = [
     """INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined geographic SRS', 0, 'NONE', 0, 'undefined',
         'undefined geographic coordinate reference system')""",
 ]
+
+
+def _writer_alive(owner: tuple[Any, Any] | None) -> bool:
+    """Whether the process that started writing a staging table still runs (on this host)."""
+    if owner is None:
+        return False
+    pid, host = owner
+    if host != socket.gethostname():
+        return True  # another machine's writer: never ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _wgs84_row() -> tuple[Any, ...]:
@@ -136,15 +154,25 @@ class GeoPackageStore(SQLStore):
                 self._execute(f"DELETE FROM {meta} WHERE table_name = ?", (table,))
 
     def _cleanup_debris(self) -> None:
-        """Drop snapshot tables that were written but never registered (an interrupted import)."""
+        """Drop snapshot tables that were written but never registered (an interrupted import).
+
+        A table still being written by a live process (recorded in ``yz_staging`` with its pid
+        on this host) is left alone, so a second process opening the workspace never deletes
+        another's import in progress.
+        """
+        self._execute("CREATE TABLE IF NOT EXISTS yz_staging (table_name TEXT PRIMARY KEY, pid INTEGER, host TEXT, started_at TEXT)")
         registered = {r[0] for r in self._query("SELECT table_name FROM yz_snapshots")}
         candidates = {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
         candidates |= {r[0] for r in self._query("SELECT table_name FROM gpkg_contents")}
-        debris = sorted(t for t in candidates if _SNAP_TABLE.match(t) and t not in registered)
-        if debris:
+        owners = {r[0]: (r[1], r[2]) for r in self._query("SELECT table_name, pid, host FROM yz_staging")}
+        debris = sorted(t for t in candidates if _SNAP_TABLE.match(t) and t not in registered and not _writer_alive(owners.get(t)))
+        stale = [t for t, owner in owners.items() if not _writer_alive(owner)]
+        if debris or stale:
             with self.transaction():
                 for t in debris:
                     self._drop_snapshot_table(t)
+                for t in stale:
+                    self._execute("DELETE FROM yz_staging WHERE table_name = ?", (t,))
 
     def _set_current_view(self, layer: str, table: str | None, crs: str | None, geometry_type: str | None) -> None:
         self._execute(f'DROP VIEW IF EXISTS "{layer}"')
@@ -193,7 +221,14 @@ class GeoPackageStore(SQLStore):
             raise ConflictError(f"图层 {spec.name} 已有快照 {label}", key="snapshot_exists", field="snapshot", hint="快照不可覆盖; 请换一个 --snapshot 标签")
         sid = self._next_snapshot_id()
         table = f"{spec.name}__s{sid}"
-        self._drop_snapshot_table(table)
+        with self.transaction():
+            if self._query("SELECT 1 FROM yz_staging WHERE table_name = ?", (table,)):
+                raise ConflictError(f"另一个进程正在导入 {spec.name}", key="import_in_progress", hint="等待其完成后重试")
+            self._drop_snapshot_table(table)
+            self._execute(
+                "INSERT INTO yz_staging (table_name, pid, host, started_at) VALUES (?, ?, ?, ?)",
+                (table, os.getpid(), socket.gethostname(), datetime.now(UTC).isoformat(timespec="seconds")),
+            )
         obs_date = obs_date or normalise_obs_date(label)
         hasher = ContentHasher()
         crs: str | None = None
@@ -235,11 +270,13 @@ class GeoPackageStore(SQLStore):
             )
             with self.transaction():
                 self._register_snapshot(spec, snap, actor)
+                self._execute("DELETE FROM yz_staging WHERE table_name = ?", (table,))
         except BaseException:
             try:
                 self._rollback()
                 with self.transaction():
                     self._drop_snapshot_table(table)
+                    self._execute("DELETE FROM yz_staging WHERE table_name = ?", (table,))
             except Exception:  # the next open cleans up what is left
                 pass
             raise
@@ -285,3 +322,164 @@ class GeoPackageStore(SQLStore):
         rows = self._query("SELECT value FROM yz_meta WHERE key = ?", (f"kinds:{table}",))
         kinds = [tuple(k) for k in json.loads(rows[0][0])] if rows else []
         return restore_kinds(df, kinds)  # type: ignore[arg-type]
+
+    # -- feature queries for the web adapters (added for issue 10) ------------------
+    # Reads go through plain sqlite3 so that the attribute filter, the R-tree test, the
+    # keyset and the LIMIT all run inside SQLite; geometry blobs are decoded here.
+    sql_dialect = "sqlite"
+
+    _GPKG_KINDS = (
+        ("BOOLEAN", "bool"), ("INT", "int"), ("REAL", "float"), ("FLOAT", "float"), ("DOUBLE", "float"),
+        ("NUMERIC", "float"), ("DATE", "datetime"),
+    )
+    _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
+
+    def _snapshot_layout(self, snap: SnapshotInfo) -> tuple[list[tuple[str, str]], str, str | None]:
+        """(attribute kinds, geometry column, R-tree table or None) of an immutable snapshot table."""
+        cache = self.__dict__.setdefault("_layout_cache", {})
+        table = snap.table_name
+        key = (table, snap.created_at, snap.content_hash)  # a deleted layer's table name can come back
+        if key in cache:
+            return cache[key]
+        geom_rows = self._query("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (table,))
+        gcol = geom_rows[0][0] if geom_rows else "geom"
+        schema: list[tuple[str, str]] = []
+        for _cid, name, typ, *_ in self._query(f'PRAGMA table_info("{table}")'):
+            if name in ("fid", gcol):
+                continue
+            t = (typ or "").upper()
+            kind = next((k for key, k in self._GPKG_KINDS if key in t), "str")
+            schema.append((name, kind))
+        rtree = f"rtree_{table}_{gcol}"
+        has_rtree = bool(self._query("SELECT 1 FROM sqlite_master WHERE name = ?", (rtree,)))
+        cache[key] = (schema, gcol, rtree if has_rtree else None)
+        return cache[key]
+
+    def feature_schema(self, layer: str, *, snapshot: str | int | None = None) -> list[tuple[str, str]]:
+        snap = self.resolve_snapshot(layer, snapshot)
+        return list(self._snapshot_layout(snap)[0])
+
+    def _bbox_clause(self, snap: SnapshotInfo, bbox: tuple[float, float, float, float]) -> tuple[str, list[Any]]:
+        _, _, rtree = self._snapshot_layout(snap)
+        if rtree is None:
+            return "1 = 1", []  # no index: the caller's exact refinement does the work
+        return (
+            f'"fid" IN (SELECT id FROM "{rtree}" WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)',
+            [float(bbox[2]), float(bbox[0]), float(bbox[3]), float(bbox[1])],
+        )
+
+    def spatial_filter_sql(self, snapshot: SnapshotInfo, wkb: bytes, bounds: tuple[float, float, float, float], op: str = "intersects") -> tuple[str, list[Any], bool]:
+        # intersects, within and contains all imply intersecting bounding boxes
+        sql, params = self._bbox_clause(snapshot, bounds)
+        return sql, params, False
+
+    def feature_extent(self, layer: str, *, snapshot: str | int | None = None, jurisdictions: Sequence[str] | None = None) -> tuple[float, float, float, float] | None:
+        snap, _schema, _gcol, where, args = self._feature_sql(layer, snapshot, None, None, (), None, jurisdictions)
+        _, _, rtree = self._snapshot_layout(snap)
+        if rtree is None:
+            gdf, _ = self.query_features(layer, snapshot=snap.id, jurisdictions=jurisdictions)
+            return tuple(float(v) for v in gdf.total_bounds) if len(gdf) else None  # type: ignore[return-value]
+        sql = f'SELECT MIN(minx), MIN(miny), MAX(maxx), MAX(maxy) FROM "{rtree}"'
+        if where:
+            sql += f' WHERE id IN (SELECT "fid" FROM "{snap.table_name}"{where})'
+        row = self.conn.execute(sql, args).fetchone()
+        return None if row is None or row[0] is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+    def _decode_geometries(self, blobs: Sequence[Any]) -> Any:
+        import numpy as np
+        import shapely
+
+        out = np.empty(len(blobs), dtype=object)
+        sizes = self._ENVELOPE_BYTES
+        for i, b in enumerate(blobs):
+            if b is None or len(b) < 8:
+                out[i] = None
+                continue
+            env = (b[3] >> 1) & 7
+            out[i] = bytes(b[8 + (sizes[env] if env < len(sizes) else 0):])
+        return shapely.from_wkb(out, on_invalid="ignore")
+
+    def _feature_sql(
+        self,
+        layer: str,
+        snapshot: str | int | None,
+        bbox: tuple[float, float, float, float] | None,
+        where_sql: str | None,
+        params: Sequence[Any],
+        after_fid: int | None,
+        jurisdictions: Sequence[str] | None,
+    ) -> tuple[SnapshotInfo, list[tuple[str, str]], str, str, list[Any]]:
+        info = self.layer(layer)
+        snap = self.resolve_snapshot(layer, snapshot)
+        schema, gcol, _ = self._snapshot_layout(snap)
+        parts, args = self._feature_filters(info, schema, where_sql=where_sql, params=params, after_fid=after_fid, jurisdictions=jurisdictions)
+        if bbox is not None:
+            sql, p = self._bbox_clause(snap, bbox)
+            parts.insert(0, sql)
+            args[:0] = p
+        where = (" WHERE " + " AND ".join(parts)) if parts else ""
+        return snap, schema, gcol, where, args
+
+    def query_feature_rows(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        after_fid: int | None = None,
+        limit: int | None = None,
+        columns: Sequence[str] | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> FeatureRows:
+        snap, schema, gcol, where, args = self._feature_sql(layer, snapshot, bbox, where_sql, params, after_fid, jurisdictions)
+        kinds = [(n, k) for n, k in schema if columns is None or n in columns]
+        sel = ", ".join(['"fid"', *(self._quote_ident(n) for n, _ in kinds), self._quote_ident(gcol)])
+        sql = f'SELECT {sel} FROM "{snap.table_name}"{where} ORDER BY "fid"'
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        rows = self.conn.execute(sql, args).fetchall()
+        nxt = int(rows[-1][0]) if limit is not None and rows and len(rows) >= limit else None
+        return FeatureRows(
+            snapshot=snap, columns=[n for n, _ in kinds], kinds=[k for _, k in kinds], fids=[int(r[0]) for r in rows],
+            rows=[r[1:-1] for r in rows], geometries=self._decode_geometries([r[-1] for r in rows]), next_fid=nxt,
+        )
+
+    def query_features(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        after_fid: int | None = None,
+        limit: int | None = None,
+        columns: Sequence[str] | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> tuple[gpd.GeoDataFrame, int | None]:
+        rows = self.query_feature_rows(
+            layer, snapshot=snapshot, bbox=bbox, where_sql=where_sql, params=params, after_fid=after_fid,
+            limit=limit, columns=columns, jurisdictions=jurisdictions,
+        )
+        return rows.to_frame(), rows.next_fid
+
+    def count_features(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        jurisdictions: Sequence[str] | None = None,
+        estimate_above: int | None = None,
+    ) -> tuple[int | None, bool]:
+        snap, _schema, _gcol, where, args = self._feature_sql(layer, snapshot, bbox, where_sql, params, None, jurisdictions)
+        if not where:
+            return snap.feature_count, True
+        if estimate_above is not None and snap.feature_count > estimate_above:
+            return None, False  # SQLite has no planner estimate; counting would scan the layer
+        return int(self.conn.execute(f'SELECT COUNT(*) FROM "{snap.table_name}"{where}', args).fetchone()[0]), True

@@ -22,7 +22,7 @@ from pyproj import CRS
 
 from yizhangtu.errors import ConflictError, InputError, StoreError
 from yizhangtu.store._frames import column_kinds, declared_geometry_type, normalise_chunk, py_value, restore_kinds
-from yizhangtu.store.base import LayerSpec, SnapshotInfo, SQLStore, normalise_obs_date
+from yizhangtu.store.base import FeatureRows, LayerSpec, SnapshotInfo, SQLStore, normalise_obs_date
 from yizhangtu.store.hashing import ContentHasher
 
 __all__ = ["PostGISStore"]
@@ -256,3 +256,164 @@ class PostGISStore(SQLStore):
         rows = self._query("SELECT value FROM yz_meta WHERE key = ?", (f"kinds:{table}",))
         kinds = [tuple(k) for k in json.loads(rows[0][0])] if rows else []
         return restore_kinds(df, kinds)  # type: ignore[arg-type]
+
+    # -- feature queries for the web adapters (added for issue 10) ------------------
+    sql_dialect = "postgresql"
+
+    @staticmethod
+    def _quote_ident(name: str) -> str:
+        # these queries run with bound parameters, where psycopg reads every % as a placeholder
+        return _q(name).replace("%", "%%")
+
+    def _snapshot_layout(self, snap: SnapshotInfo) -> list[tuple[str, str]]:
+        """Attribute kinds of an immutable snapshot table (from its recorded kinds)."""
+        cache = self.__dict__.setdefault("_layout_cache", {})
+        key = (snap.table_name, snap.created_at, snap.content_hash)  # a deleted layer's table name can come back
+        if key not in cache:
+            rows = self._query("SELECT value FROM yz_meta WHERE key = ?", (f"kinds:{snap.table_name}",))
+            if rows:
+                cache[key] = [(str(n), str(k)) for n, k in json.loads(rows[0][0])]
+            else:
+                cols = self._query(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                    (self.schema, snap.table_name),
+                )
+                cache[key] = [(r[0], "str") for r in cols if r[0] not in ("fid", "geom")]
+        return cache[key]
+
+    def feature_schema(self, layer: str, *, snapshot: str | int | None = None) -> list[tuple[str, str]]:
+        return list(self._snapshot_layout(self.resolve_snapshot(layer, snapshot)))
+
+    def spatial_filter_sql(self, snapshot: SnapshotInfo, wkb: bytes, bounds: tuple[float, float, float, float], op: str = "intersects") -> tuple[str, list[Any], bool]:
+        fn = {"intersects": "ST_Intersects", "within": "ST_Within", "contains": "ST_Contains"}.get(op)
+        if fn is None:
+            raise InputError(f"不支持的空间关系: {op}", key="bad_spatial_op")
+        srid = self._srid(snapshot.crs)
+        return f'{fn}("geom", ST_GeomFromWKB(%s, {int(srid)}))', [bytes(wkb)], True
+
+    def feature_extent(self, layer: str, *, snapshot: str | int | None = None, jurisdictions: Sequence[str] | None = None) -> tuple[float, float, float, float] | None:
+        snap, _schema, where, args = self._feature_sql(layer, snapshot, None, None, (), None, jurisdictions)
+        row = self.conn.execute(
+            f'SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent("geom") AS e FROM {_q(snap.table_name)}{where}) q', args  # type: ignore[arg-type]
+        ).fetchone()
+        return None if row is None or row[0] is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+    def _feature_sql(
+        self,
+        layer: str,
+        snapshot: str | int | None,
+        bbox: tuple[float, float, float, float] | None,
+        where_sql: str | None,
+        params: Sequence[Any],
+        after_fid: int | None,
+        jurisdictions: Sequence[str] | None,
+    ) -> tuple[SnapshotInfo, list[tuple[str, str]], str, list[Any]]:
+        info = self.layer(layer)
+        snap = self.resolve_snapshot(layer, snapshot)
+        schema = self._snapshot_layout(snap)
+        parts, args = self._feature_filters(info, schema, where_sql=where_sql, params=params, after_fid=after_fid, jurisdictions=jurisdictions)
+        if bbox is not None:
+            parts.insert(0, f'"geom" && ST_MakeEnvelope(%s, %s, %s, %s, {int(self._srid(snap.crs))})')
+            args[:0] = [float(v) for v in bbox]
+        where = (" WHERE " + " AND ".join(parts)) if parts else ""
+        return snap, schema, where, args
+
+    def query_feature_rows(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        after_fid: int | None = None,
+        limit: int | None = None,
+        columns: Sequence[str] | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> FeatureRows:
+        snap, schema, where, args = self._feature_sql(layer, snapshot, bbox, where_sql, params, after_fid, jurisdictions)
+        kinds = [(n, k) for n, k in schema if columns is None or n in columns]
+        sel = ", ".join(['"fid"', *(self._quote_ident(n) for n, _ in kinds), 'ST_AsBinary("geom")'])
+        sql = f"SELECT {sel} FROM {_q(snap.table_name)}{where} ORDER BY \"fid\""
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(int(limit))
+        rows = self.conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
+        nxt = int(rows[-1][0]) if limit is not None and rows and len(rows) >= limit else None
+        geoms = shapely.from_wkb(np.array([bytes(r[-1]) if r[-1] is not None else None for r in rows], dtype=object))
+        return FeatureRows(
+            snapshot=snap, columns=[n for n, _ in kinds], kinds=[k for _, k in kinds], fids=[int(r[0]) for r in rows],
+            rows=[tuple(r[1:-1]) for r in rows], geometries=geoms, next_fid=nxt,
+        )
+
+    def query_features(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        after_fid: int | None = None,
+        limit: int | None = None,
+        columns: Sequence[str] | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> tuple[gpd.GeoDataFrame, int | None]:
+        rows = self.query_feature_rows(
+            layer, snapshot=snapshot, bbox=bbox, where_sql=where_sql, params=params, after_fid=after_fid,
+            limit=limit, columns=columns, jurisdictions=jurisdictions,
+        )
+        return rows.to_frame(), rows.next_fid
+
+    def count_features(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where_sql: str | None = None,
+        params: Sequence[Any] = (),
+        jurisdictions: Sequence[str] | None = None,
+        estimate_above: int | None = None,
+    ) -> tuple[int | None, bool]:
+        snap, _schema, where, args = self._feature_sql(layer, snapshot, bbox, where_sql, params, None, jurisdictions)
+        if not where:
+            return snap.feature_count, True
+        if estimate_above is not None and snap.feature_count > estimate_above:
+            plan = self.conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {_q(snap.table_name)}{where}", args).fetchone()[0]  # type: ignore[arg-type]
+            if isinstance(plan, str):
+                plan = json.loads(plan)
+            return int(plan[0]["Plan"]["Plan Rows"]), False
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {_q(snap.table_name)}{where}", args).fetchone()[0]), True  # type: ignore[arg-type,index]
+
+    def render_mvt(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None,
+        tile: tuple[int, int, int],
+        bbox: tuple[float, float, float, float],
+        extent: int = 4096,
+        buffer: int = 64,
+        tolerance: float = 0.0,
+        columns: Sequence[str] | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> bytes | None:
+        snap, schema, where, args = self._feature_sql(layer, snapshot, bbox, None, (), None, jurisdictions)
+        kinds = [(n, k) for n, k in schema if columns is None or n in columns]
+        g = 'ST_Transform("geom", 3857)'
+        if tolerance > 0:
+            g = f"ST_Simplify({g}, %s, true)"
+        z, x, y = tile
+        cols = "".join(f", {self._quote_ident(n)}" for n, _ in kinds)
+        sql = (
+            f"SELECT ST_AsMVT(q, %s, %s, 'geom', 'fid') FROM ("
+            f"SELECT \"fid\"{cols}, ST_AsMVTGeom({g}, ST_TileEnvelope(%s, %s, %s), %s, %s, true) AS geom "
+            f"FROM {_q(snap.table_name)}{where}) q WHERE q.geom IS NOT NULL"
+        )
+        head: list[Any] = [layer, int(extent)]
+        if tolerance > 0:
+            head.append(float(tolerance))
+        head.extend([int(z), int(x), int(y), int(extent), int(buffer)])
+        row = self.conn.execute(sql, [*head, *args]).fetchone()  # type: ignore[arg-type]
+        return bytes(row[0]) if row and row[0] is not None else b""
