@@ -6,7 +6,7 @@ set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 pg_major() { apt-cache show postgresql 2>/dev/null | sed -n 's/^Depends: .*postgresql-\([0-9][0-9]*\).*/\1/p' | head -n1; }
-for p in postgresql gdal-bin fonts-noto-cjk poppler-utils chromium libpango-1.0-0 libpangoft2-1.0-0 nodejs npm; do
+for p in postgresql gdal-bin fonts-noto-cjk poppler-utils chromium libpango-1.0-0 libpangoft2-1.0-0; do
   have "$p" || need+=("$p")
 done
 if ! ls /usr/lib/postgresql/*/lib/postgis-3.so >/dev/null 2>&1; then need+=("POSTGIS"); fi

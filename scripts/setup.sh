@@ -7,6 +7,9 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check uv
 fi
 uv sync --frozen --quiet
-if [ -f web/package.json ] && [ -x scripts/build-web.sh ]; then
-  bash scripts/build-web.sh
+# The web bundle is committed prebuilt; rebuild it from web/ when Node.js 20+ and npm are here.
+if [ -f web/package.json ] && command -v npm >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] < 20)'; then
+  bash scripts/build-web.sh || echo "前端重新构建失败: 使用仓库中已构建的前端包" >&2
+else
+  echo "npm 不可用: 使用仓库中已构建的前端包 src/yizhangtu/web/static" >&2
 fi
