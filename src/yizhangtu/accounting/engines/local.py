@@ -218,7 +218,7 @@ def _safe(
 
 
 # --------------------------------------------------------------------------------------------
-# zones: the units of one job, projected, tiled and indexed
+# zones: the units of one job, measured, intersected and indexed
 
 
 @dataclass

@@ -11,8 +11,9 @@ the same data to floating-point noise.
 ``area_method='geography'`` instead measures each piece with ``ST_Area(geography)``, the
 geodesic area on the spheroid of the data's SRID (WGS84 for 4326, CGCS2000 for 4490; both
 share GRS80's semi-major axis and differ in flattening by ~1e-11, so by ~1e-11 in area). It
-differs from ours only in how an edge runs between two vertices (geodesic there, straight in
-the equal-area plane here): below 1e-7 relative for parcel- and township-sized polygons.
+differs from ours only in how an edge runs between two vertices (a geodesic there, a chord of
+the equal-area plane here): within the edges' bulge (``edge_bulge``), below 1e-7 relative for
+parcel-sized edges and up to ~1e-5 for polygons with km-long edges in lon/lat.
 
 Plan, the same as the local kernel's so that both cut exactly the same pieces: each unit
 probes the layer's GiST index (``ST_Intersects(u.geom, l.geom)``, the unit's prepared geometry
