@@ -414,7 +414,6 @@ class Store(ABC):
     def feature_schema(self, layer: str, *, snapshot: str | int | None = None) -> list[tuple[str, str]]:
         """Attribute columns of a snapshot with their kinds (int, float, bool, datetime, str), without fid and geometry."""
 
-    @abstractmethod
     def query_features(
         self,
         layer: str,
@@ -434,6 +433,11 @@ class Store(ABC):
         test, exact on neither backend); ``after_fid`` pages by keyset; the second value is
         the last fid returned when ``limit`` rows came back (more may follow), else None.
         """
+        rows = self.query_feature_rows(
+            layer, snapshot=snapshot, bbox=bbox, where_sql=where_sql, params=params, after_fid=after_fid,
+            limit=limit, columns=columns, jurisdictions=jurisdictions,
+        )
+        return rows.to_frame(), rows.next_fid
 
     @abstractmethod
     def query_feature_rows(

@@ -447,25 +447,6 @@ class GeoPackageStore(SQLStore):
             rows=[r[1:-1] for r in rows], geometries=self._decode_geometries([r[-1] for r in rows]), next_fid=nxt,
         )
 
-    def query_features(
-        self,
-        layer: str,
-        *,
-        snapshot: str | int | None = None,
-        bbox: tuple[float, float, float, float] | None = None,
-        where_sql: str | None = None,
-        params: Sequence[Any] = (),
-        after_fid: int | None = None,
-        limit: int | None = None,
-        columns: Sequence[str] | None = None,
-        jurisdictions: Sequence[str] | None = None,
-    ) -> tuple[gpd.GeoDataFrame, int | None]:
-        rows = self.query_feature_rows(
-            layer, snapshot=snapshot, bbox=bbox, where_sql=where_sql, params=params, after_fid=after_fid,
-            limit=limit, columns=columns, jurisdictions=jurisdictions,
-        )
-        return rows.to_frame(), rows.next_fid
-
     def count_features(
         self,
         layer: str,
