@@ -44,15 +44,28 @@ def source_file(n: int) -> Path:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of a child process."""
+    """Wall seconds and peak RSS (MB) of a child process.
+
+    RSS is sampled with psutil after exec: wait4's ru_maxrss would include the pages the
+    child shared with this (possibly large) process at fork time.
+    """
+    import psutil
+
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
     dt = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
-    return dt, usage.ru_maxrss / 1024
+    return dt, peak / 2**20
 
 
 def pg_dsn() -> str:
