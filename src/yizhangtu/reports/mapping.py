@@ -40,6 +40,8 @@ __all__ = [
     "figure_png",
     "gk_crs",
     "nice_scale_length",
+    "north_arrow",
+    "scale_bar",
 ]
 
 #: Font preference for Chinese text; the first installed one wins (CI installs fonts-noto-cjk).
@@ -112,7 +114,7 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}"
 
 
-def _north_arrow(ax: Any, crs: CRS, bounds: Sequence[float]) -> None:
+def north_arrow(ax: Any, crs: CRS, bounds: Sequence[float]) -> None:
     minx, miny, maxx, maxy = bounds
     w, h = maxx - minx, maxy - miny
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
@@ -149,7 +151,7 @@ def _north_arrow(ax: Any, crs: CRS, bounds: Sequence[float]) -> None:
     )
 
 
-def _scale_bar(ax: Any, bounds: Sequence[float]) -> float:
+def scale_bar(ax: Any, bounds: Sequence[float]) -> float:
     minx, miny, maxx, maxy = bounds
     w, h = maxx - minx, maxy - miny
     length = nice_scale_length(w)
@@ -279,8 +281,8 @@ def choropleth_png(
         ax.set_ylim(bounds[1], bounds[3])
         ax.set_aspect("equal")
         ax.set_axis_off()
-        _north_arrow(ax, crs, bounds)
-        _scale_bar(ax, bounds)
+        north_arrow(ax, crs, bounds)
+        scale_bar(ax, bounds)
         ax.legend(
             handles=handles,
             title=legend_title or None,

@@ -82,7 +82,7 @@ def _draw_panel(
     import shapely
     from matplotlib.patches import Patch, Rectangle
 
-    from yizhangtu.reports.mapping import _north_arrow, _scale_bar
+    from yizhangtu.reports.mapping import north_arrow, scale_bar
 
     frame = shapely.box(*bounds)
     handles: list[Any] = []
@@ -147,8 +147,8 @@ def _draw_panel(
         )
     )
     if north:
-        _north_arrow(ax, crs, bounds)
-        _scale_bar(ax, bounds)
+        north_arrow(ax, crs, bounds)
+        scale_bar(ax, bounds)
     else:
         _simple_scale(ax, bounds)
     if legend:

@@ -19,6 +19,7 @@ import shapely
 
 from yizhangtu.errors import NotFoundError
 from yizhangtu.geo.area import to_geographic
+from yizhangtu.reports.pdf import html_to_pdf
 from yizhangtu.scoring._data import packaged_text
 from yizhangtu.scoring.ahp import ahp_constants
 from yizhangtu.scoring.criteria import DIRECTIONS, METHODS, NORMALISATIONS
@@ -36,14 +37,6 @@ __all__ = [
 
 #: Chinese font for maps and PDFs (Debian package fonts-noto-cjk).
 FONT_FAMILY = "Noto Sans CJK SC"
-
-
-def html_to_pdf(html: str) -> tuple[bytes, int]:
-    """Render HTML to PDF with WeasyPrint; return the bytes and the page count."""
-    from weasyprint import HTML
-
-    doc = HTML(string=html).render()
-    return doc.write_pdf(), len(doc.pages)
 
 
 def _site_index(result: ScoringResult, site_id: str) -> None:

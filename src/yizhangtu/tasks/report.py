@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from yizhangtu.reports.pdf import html_to_pdf
 from yizhangtu.tasks._data import packaged_text
 from yizhangtu.tasks.model import Rectification, TaskLedger
 from yizhangtu.tasks.status import (
@@ -34,14 +35,6 @@ __all__ = [
 ]
 
 FONT_FAMILY = "Noto Sans CJK SC"
-
-
-def html_to_pdf(html: str) -> tuple[bytes, int]:
-    """Render HTML to PDF with WeasyPrint; return the bytes and the page count."""
-    from weasyprint import HTML
-
-    doc = HTML(string=html).render()
-    return doc.write_pdf(), len(doc.pages)
 
 
 @dataclass(frozen=True)
