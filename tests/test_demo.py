@@ -33,7 +33,7 @@ def test_demo_builds_real_boundaries_and_labelled_synthetic_survey(demo):
         assert len(st.read_layer("dongguan_towns")) == 33
         survey = layers["survey"]
         assert survey.synthetic and "合成" in (survey.title or "")
-        assert [s.label for s in st.snapshots("survey")] == ["2020", "2021", "2022"]
+        assert [s.label for s in st.snapshots("survey")] == ["2017", "2018", "2019", "2020", "2021", "2022"]
         assert not layers["chaoyang_streets"].synthetic
         assert set(st.table_names()) >= {"census2020", "census2010", "census_city"}
         assert st.audit_verify().ok
@@ -73,3 +73,35 @@ def test_demo_survey_reconciles_to_street_areas(demo):
             assert len(units) == 43
             for u in units:
                 assert abs(u["residual"]) / u["unit_area"] < 1e-4, u
+
+
+def test_demo_reduction_ledger_matches_the_reported_order_of_magnitude(demo):
+    import openpyxl
+
+    fig = demo.extras["reduction"]
+    reported = fig["reported_seed_002"]["net_km2"]
+    assert reported == 35.5 and fig["target_km2"] == 71
+    # computed from the synthetic surveys 2017–2021 and the accepted plots, not copied
+    net = fig["computed"]["net_km2"]
+    assert 0.6 * reported <= net <= 1.4 * reported, fig
+    assert set(fig["net_by_year_km2"]) == {2018, 2019, 2020, 2021}
+    assert abs(sum(fig["net_by_year_km2"].values()) - net) < 1e-6
+    assert fig["rebuild_alerts"] >= 1
+    ws = demo.extras["workspace"]
+    p = subprocess.run(
+        [sys.executable, "-m", "yizhangtu.cli.main", "--workspace", ws, "reduction", "progress", "--by", "township", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    data = json.loads(p.stdout)
+    rows = data["rows"]
+    assert len(rows) == 19 and data["year"] == 2021
+    for r in rows:
+        assert {"target_m2", "accepted_m2", "net_m2", "percent_complete", "status"} <= set(r)
+        assert r["target_m2"] > 0 and r["net_m2"] is not None
+    behind = [r for r in rows if r["status"] == "behind"]
+    assert 1 <= len(behind) < len(rows)
+    assert all("滞后" in r["message"] for r in behind)
+    wb = openpyxl.load_workbook(fig["xlsx"], read_only=True)
+    assert {"进度", "乡镇台账", "地块验收", "复建预警"} <= set(wb.sheetnames)
+    header = [c.value for c in next(wb["地块验收"].iter_rows(max_row=1))]
+    assert "地块编号" in header

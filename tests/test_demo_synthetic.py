@@ -389,3 +389,38 @@ def test_default_shared_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("YIZHANGTU_SHARED_DIR", str(tmp_path / "missing"))
     with pytest.raises(NotFoundError):
         default_shared_dir()
+
+
+def test_evolve_protect_exempts_parcels_from_background_change(
+    survey: gpd.GeoDataFrame,
+) -> None:
+    _, log = evolve_survey(survey, seed=5, year=2021)
+    changed = survey.set_index("BSM").loc[log["OLD_BSM"].unique()]
+    assert len(changed) > 5
+    # protect the first five parcels that changed without protection, plus one untouched one
+    guard = changed.geometry.iloc[:5].buffer(-1e-6)
+    _, log2 = evolve_survey(survey, seed=5, year=2021, protect=guard)
+    again = set(log2["OLD_BSM"])
+    assert not again & set(changed.index[:5])
+    # the rest of the background change is unchanged: protection only removes parcels
+    assert set(log["OLD_BSM"]) - set(changed.index[:5]) == again
+
+
+def test_evolve_rebuild_on_last_years_plot_leaves_no_slivers(survey, units) -> None:
+    # a plot drawn 1 m inside its parcel is reduced, then rebuilt the next year with the same
+    # outline: the cut runs along the edges of last year's pieces, which used to leave
+    # zero-area "split" parcels that no survey import accepts
+    cons = construction_mask(survey["DLBM"])
+    big = survey[cons].sort_values("TBMJ", ascending=False).iloc[:60:3]
+    inset = big.geometry.to_crs(4527).buffer(-1.0, join_style="mitre").to_crs(4490)
+    plots = gpd.GeoDataFrame({"scenario": ["reduced"] * len(inset)}, geometry=inset.to_numpy(), crs=4490)
+    plots = plots[
+        [all(not a.intersects(b) for b in plots.geometry[:i]) for i, a in enumerate(plots.geometry)]
+    ]
+    y1, _ = evolve_survey(survey, seed=3, year=2021, plots=plots)
+    y2, log = evolve_survey(y1, seed=4, year=2022, plots=plots.assign(scenario="rebuild"))
+    assert (log["change_type"] == "rebuild").sum() >= len(plots)
+    for new in (y1, y2):
+        assert _areas(new.geometry.to_numpy()).min() >= 1.0
+        assert (new["TBMJ"] > 0).all()
+    _check_tiling(y2, units)

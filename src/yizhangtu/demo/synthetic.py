@@ -899,6 +899,7 @@ def evolve_survey(
     year: int,
     profile: str = "chaoyang",
     plots: gpd.GeoDataFrame | None = None,
+    protect: gpd.GeoSeries | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Next year's synthetic survey (年度变更, 合成数据) and its change log.
 
@@ -918,6 +919,9 @@ def evolve_survey(
         partial ≈ 50 %, not_reduced 0), or of the non-construction area becomes construction
         (rebuild). Parcels are split along the plot (and, for a partial share, a straight cut)
         so the survey still tiles each unit exactly.
+    protect : GeoSeries, optional
+        Areas whose parcels get no background change, e.g. earlier years' reduction plots,
+        which would otherwise be "rebuilt" at random; a rebuild is then only what ``plots`` asks.
 
     Returns
     -------
@@ -1031,10 +1035,18 @@ def evolve_survey(
                 if ao < min_piece:
                     add_piece(k, g_list[k], new_code, new_czc, kind, str(sc), str(ref))
                     continue
-                for part in _polygon_parts(gin):
-                    add_piece(k, part, new_code, new_czc, kind, str(sc), str(ref))
-                for part in _polygon_parts(gout):
-                    add_piece(k, part, code_l[k], czc_l[k], "split", str(sc), str(ref))
+                pieces = [(p, new_code, new_czc, kind) for p in _polygon_parts(gin)]
+                pieces += [(p, code_l[k], czc_l[k], "split") for p in _polygon_parts(gout)]
+                for part, pc, pz, pk in _absorb_slivers(pieces, min_piece / f_m2):
+                    add_piece(k, part, pc, pz, pk, str(sc), str(ref))
+
+    if protect is not None and len(protect):
+        keep = np.asarray(to_geographic(protect).values, dtype=object)
+        keep = keep[~(shapely.is_missing(keep) | shapely.is_empty(keep))]
+        if len(keep):
+            touched[
+                np.unique(shapely.STRtree(base_geoms).query(keep, predicate="intersects")[1])
+            ] = True
 
     # Background change on parcels no plot touches (rates are synthetic, from the profile).
     bg = ev.get("background", {})
@@ -1084,6 +1096,29 @@ def _reduction_rates(red: dict[str, Any], codes: np.ndarray, czcs: np.ndarray) -
         rate[m] = float(r["rate"])
         done |= m
     return rate
+
+
+def _absorb_slivers(pieces: list[tuple[Any, ...]], min_area: float) -> list[tuple[Any, ...]]:
+    """Merge pieces under ``min_area`` (degree² units) into the neighbour they share most edge with.
+
+    A plot edge that runs along a parcel edge leaves zero-width slivers in the split; merged,
+    the parcel's pieces still tile it exactly and no empty parcel reaches the survey.
+    """
+    area = [shapely.area(p[0]) for p in pieces]
+    keep = [i for i, a in enumerate(area) if a >= min_area]
+    if not keep or len(keep) == len(pieces):
+        return pieces
+    out = {i: list(pieces[i]) for i in keep}
+    for i in (i for i in range(len(pieces)) if i not in out):
+        g = pieces[i][0]
+        shared = [
+            shapely.length(shapely.intersection(g.boundary, out[j][0].boundary)) for j in keep
+        ]
+        j = keep[int(np.argmax(shared))]
+        merged = shapely.union(out[j][0], g)
+        if shapely.get_type_id(merged) == _POLYGON_TYPE_ID:
+            out[j][0] = merged
+    return [tuple(out[i]) for i in keep]
 
 
 def _polygon_parts(geom: Any) -> list[Any]:

@@ -96,29 +96,40 @@ def _edge_matched(gdf: Any) -> Any:
 
 
 def step_survey(ctx: DemoContext) -> None:
-    """Generate the synthetic Chaoyang survey (2020, 2021) and import it as a 三调 delivery."""
+    """Generate the synthetic Chaoyang survey series and import each year as a 三调 delivery.
+
+    The base year is generated; every later year is the previous one evolved by the year's
+    changes, including the reduction plots (减量地块) drawn on the previous year when the
+    reduction demo is present (:func:`yizhangtu.services.demo_reduction.survey_years`).
+    """
     import pyogrio
 
     from yizhangtu.demo.synthetic import evolve_survey, generate_survey
-    from yizhangtu.services.layers import ImportOptions, import_file
-
     from yizhangtu.geo.coverage import clean_coverage
+    from yizhangtu.services.layers import ImportOptions, import_file
 
     streets = ctx.store.read_layer("chaoyang_streets")
     # the digitised streets overlap and leave slivers; a survey must tile, so clean first
     units, moved = clean_coverage(streets)
     ctx.log(f"街乡边界拓扑清理: 重叠 {moved['overlap_m2']:.0f} ㎡、缝隙 {moved['gap_filled_m2']:.0f} ㎡ 并入相邻街乡")
-    survey = _edge_matched(generate_survey(units, unit_field="code", seed=2020, profile="chaoyang", year=2020))
-    ctx.extras["survey_2020"] = survey
-    # reduction plots are drawn on the 2020 survey and shape the 2021 change survey
-    _run_optional(ctx, "yizhangtu.services.demo_reduction", "demo_plots")
+    base, years = _survey_years(ctx)
+    survey = _edge_matched(generate_survey(units, unit_field="code", seed=2020, profile="chaoyang", year=base))
+    ctx.extras[f"survey_{base}"] = survey
     desc = "合成数据 (SYNTHETIC): 在真实街乡边界内生成的三调式图斑, 非真实调查成果"
-    for year, gdf in ((2020, survey), (2021, None)):
-        if gdf is None:
-            gdf, log = evolve_survey(ctx.extras["survey_2020"], seed=2021, year=2021, profile="chaoyang", plots=ctx.extras.get("plots_2021"))
+    for year in (base, *years):
+        if year != base:
+            # the year's reduction plots are drawn on last year's survey and shape this one
+            _run_optional(ctx, "yizhangtu.services.demo_reduction", "demo_plots", year)
+            plots = ctx.extras.get("plots", {}).get(year)
+            prev = ctx.extras[f"survey_{year - 1}"]
+            # earlier plots stay as accepted: a rebuild on them is staged, never random
+            earlier = [g.geometry for y, g in ctx.extras.get("plots", {}).items() if y < year]
+            protect = pd.concat(earlier) if earlier else None
+            gdf, log = evolve_survey(prev, seed=year, year=year, profile="chaoyang", plots=plots, protect=protect)
             gdf = _edge_matched(gdf)
-            ctx.extras["survey_2021"] = gdf
-            ctx.extras["changes_2021"] = log
+            ctx.extras[f"survey_{year}"] = gdf
+            ctx.extras[f"changes_{year}"] = log
+        gdf = ctx.extras[f"survey_{year}"]
         # delivered the way bureaus deliver 三调: GBK Shapefile in CGCS2000 3° GK zone 39
         shp = ctx.sources / f"DLTB_chaoyang_{year}_synthetic.shp"
         pyogrio.write_dataframe(gdf.to_crs(4527), shp, encoding="GBK")
@@ -131,7 +142,20 @@ def step_survey(ctx: DemoContext) -> None:
         ctx.note("三调图斑", f"survey@{year}", res.snapshot.feature_count, synthetic=True, detail=f"(GBK Shapefile, EPSG:4527 → {res.snapshot.crs})")
 
 
-def _run_optional(ctx: DemoContext, module: str, func: str) -> None:
+def _survey_years(ctx: DemoContext) -> tuple[int, tuple[int, ...]]:
+    """Return the base survey year and the evolved years (the reduction demo's, if present)."""
+    import importlib
+
+    try:
+        mod = importlib.import_module("yizhangtu.services.demo_reduction")
+    except ModuleNotFoundError as exc:
+        if exc.name != "yizhangtu.services.demo_reduction":
+            raise
+        return 2020, (2021,)
+    return mod.survey_years()
+
+
+def _run_optional(ctx: DemoContext, module: str, func: str, *args: Any) -> None:
     import importlib
 
     try:
@@ -141,7 +165,7 @@ def _run_optional(ctx: DemoContext, module: str, func: str) -> None:
             raise
         ctx.log(f"跳过 {module}.{func} (模块不存在)")
         return
-    getattr(mod, func)(ctx)
+    getattr(mod, func)(ctx, *args)
 
 
 def _optional(module: str, func: str) -> DemoStep:
@@ -153,7 +177,7 @@ def _optional(module: str, func: str) -> DemoStep:
 
 
 def demo_steps() -> list[tuple[str, DemoStep]]:
-    """The steps in order. Reduction runs last: it adds the 2022 survey snapshot."""
+    """Return the steps in order. Reduction runs last: it adds the 2022 survey snapshot."""
     return [
         ("boundaries", step_boundaries),
         ("census", step_census),
