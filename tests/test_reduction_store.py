@@ -147,9 +147,22 @@ def test_full_year_cycle(store: Store, tmp_path: Path, settings):
     assert {c["unit_code"]: c["ok"] for c in rep["split_checks"]} == {"D1": True}
     assert any(t["unit_code"] == "110105" and t["target_km2"] == 71 for t in rep["targets"])
 
-    res = svc.submit_plots(
+    audit_before = len(store.audit_log())
+    dry = svc.submit_plots(
         store,
         _write(_plots(GOOD_T1), tmp_path / "t1.geojson"),
+        township="T1",
+        year=2021,
+        settings=settings,
+        dry_run=True,
+    )
+    assert dry.snapshot is None and dry.submitted == 3 and dry.to_dict()["dry_run"] is True
+    assert list(dry.plots["qc_status"]) == ["ok"] * 3
+    assert dry.area_m2 == pytest.approx(float(dry.plots["area_m2"].sum()))
+    assert len(store.audit_log()) == audit_before and len(svc.list_plots(store)) == 0
+    res = svc.submit_plots(
+        store,
+        tmp_path / "t1.geojson",
         township="T1",
         year=2021,
         settings=settings,

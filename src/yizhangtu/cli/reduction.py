@@ -209,6 +209,7 @@ def plots_submit(
     ),
     crs: str = typer.Option(None, "--crs", help="源坐标系 (覆盖文件声明或推断)"),
     wkt_field: str = typer.Option(None, "--wkt-field", help="表格中的 WKT 列"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="只质检, 不入库"),
     pack: str = PACK_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -229,6 +230,7 @@ def plots_submit(
                 replace_existing=replace_existing,
                 crs=crs,
                 wkt_field=wkt_field,
+                dry_run=dry_run,
             )
         except QCError as exc:
             if not json_out:
@@ -238,7 +240,12 @@ def plots_submit(
         emit_json(res.to_dict())
         return
     console.print(
-        f"[green]已入库[/] {res.submitted} 个地块 ({_ha(res.area_m2)} 公顷)"
+        (
+            f"[green]质检通过 (未入库, --dry-run)[/] {res.submitted} 个地块"
+            if dry_run
+            else f"[green]已入库[/] {res.submitted} 个地块"
+        )
+        + f" ({_ha(res.area_m2)} 公顷)"
         f" → 快照 {res.snapshot.label if res.snapshot else '-'}"
         + (f", 其中 [yellow]{res.flagged} 个带质检标记[/]" if res.flagged else "")
     )

@@ -383,10 +383,13 @@ class SubmitResult:
     issues: tuple[PlotIssue, ...]
     area_m2: float
     warnings: tuple[str, ...] = ()
+    #: The checked plots of the file with ``qc_status`` and ``qc_reasons`` (set on a dry run).
+    plots: gpd.GeoDataFrame | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
+            "dry_run": self.snapshot is None,
             "township": self.township,
             "year": self.year,
             "submitted": self.submitted,
@@ -537,6 +540,7 @@ def submit_plots(
     replace_existing: bool = False,
     crs: str | None = None,
     wkt_field: str | None = None,
+    dry_run: bool = False,
 ) -> SubmitResult:
     """Check a township's plot file and store it as a new snapshot of the plot layer (落图).
 
@@ -549,7 +553,8 @@ def submit_plots(
     ``data['issues']``). With ``flag=True`` plots failing only the reduction checks are stored
     with ``qc_status='flagged'`` and their reasons and are never counted at acceptance;
     structural problems (invalid geometry, missing fields, duplicated ids, overlaps inside the
-    file) are always refused.
+    file) are always refused. ``dry_run=True`` runs every check and writes nothing; the result
+    has no snapshot and carries the checked plots.
     """
     from yizhangtu.qc import QCOptions, run_qc
 
@@ -670,6 +675,19 @@ def submit_plots(
     new["submitted_by"] = settings.actor
     new["submitted_at"] = _now()
     new = new[[*PLOT_FIELDS, "geometry"]]
+    warnings = tuple(i.message for i in issues if i.severity == "warning")
+    if dry_run:
+        return SubmitResult(
+            str(township),
+            int(year),
+            None,
+            len(new),
+            len(reasons),
+            tuple(issues),
+            float(new["area_m2"].sum()),
+            warnings,
+            plots=new,
+        )
     allp = (
         pd.concat([keep[[*PLOT_FIELDS, "geometry"]], new], ignore_index=True) if len(keep) else new
     )
@@ -713,7 +731,6 @@ def submit_plots(
         },
         geometry_type="MultiPolygon",
     )
-    warnings = tuple(i.message for i in issues if i.severity == "warning")
     return SubmitResult(
         str(township),
         int(year),

@@ -1,8 +1,8 @@
 """UI support for reduction (减量): progress dashboard, and plot submission as check → confirm.
 
-The check runs :func:`yizhangtu.services.reduction.submit_plots` on a store whose
-``write_snapshot`` stops before writing, so the user sees exactly the checks a real
-submission runs; the upload is kept under a one-time token until confirmed (or expired).
+The check runs :func:`yizhangtu.services.reduction.submit_plots` with ``dry_run=True``, so
+the user sees exactly the checks a real submission runs; the upload is kept under a one-time
+token until confirmed (or expired).
 """
 
 from __future__ import annotations
@@ -104,28 +104,6 @@ def _plots(st: Store, scope: Scope, year: int | None) -> list[dict[str, Any]]:
     return list(json_ready(df.to_dict(orient="records")))
 
 
-class _Stop(Exception):
-    """Raised by the dry-run store instead of writing the snapshot."""
-
-    def __init__(self, frame: Any, notes: dict[str, Any]) -> None:
-        super().__init__("dry run")
-        self.frame = frame
-        self.notes = notes
-
-
-class _NoWrite:
-    """A store that reads as usual and stops at ``write_snapshot``."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def write_snapshot(self, spec: Any, frames: Any, **kw: Any) -> Any:
-        raise _Stop(next(iter(frames)), dict(kw.get("notes") or {}))
-
-
 def _check(
     st: Store, scope: Scope, path: Path, township: str, year: int, settings: Any
 ) -> dict[str, Any]:
@@ -133,35 +111,8 @@ def _check(
     from yizhangtu.services.features import json_ready
 
     try:
-        dry: Any = _NoWrite(st)
-        svc.submit_plots(dry, path, township=township, year=year, settings=settings, flag=True)
-    except _Stop as stop:
-        n = int(stop.notes.get("submitted", 0))
-        new = stop.frame.iloc[len(stop.frame) - n :] if n else stop.frame.iloc[0:0]
-        plots = [
-            {
-                "plot_id": str(r["plot_id"]),
-                "plot_type": r.get("plot_type"),
-                "planned_use": r.get("planned_use"),
-                "area_m2": float(r["area_m2"]),
-                "qc_status": r["qc_status"],
-                "qc_reasons": r["qc_reasons"],
-            }
-            for _, r in new.iterrows()
-        ]
-        flagged = int(stop.notes.get("flagged", 0))
-        return json_ready(
-            {
-                "ok": flagged == 0,
-                "refused": False,
-                "township": township,
-                "year": year,
-                "submitted": n,
-                "flagged": flagged,
-                "area_m2": float(new["area_m2"].sum()) if n else 0.0,
-                "plots": plots,
-                "issues": [],
-            }
+        res = svc.submit_plots(
+            st, path, township=township, year=year, settings=settings, flag=True, dry_run=True
         )
     except QCError as exc:
         return {
@@ -174,7 +125,31 @@ def _check(
             "issues": list(exc.data.get("issues", [])),
             "plots": [],
         }
-    raise RuntimeError("submit_plots returned without writing")  # pragma: no cover
+    checked = res.plots if res.plots is not None else []
+    plots = [
+        {
+            "plot_id": str(r["plot_id"]),
+            "plot_type": r.get("plot_type"),
+            "planned_use": r.get("planned_use"),
+            "area_m2": float(r["area_m2"]),
+            "qc_status": r["qc_status"],
+            "qc_reasons": r["qc_reasons"],
+        }
+        for _, r in (checked.iterrows() if len(checked) else [])
+    ]
+    return json_ready(
+        {
+            "ok": res.flagged == 0,
+            "refused": False,
+            "township": township,
+            "year": year,
+            "submitted": res.submitted,
+            "flagged": res.flagged,
+            "area_m2": res.area_m2,
+            "plots": plots,
+            "issues": [],
+        }
+    )
 
 
 def _expire() -> None:
