@@ -585,3 +585,41 @@ def test_dashboards_and_forms_render(
         )
         pg.shot("dash_reduction.png", full=True)
     pg.close()
+
+
+def test_checked_upload_confirmed_by_another_server_process(tmp_path: Path) -> None:
+    # two applications over one workspace stand for two server processes: a plot file checked
+    # on one is confirmed on the other, exactly once, and only by the user who checked it
+    from yizhangtu.web.testing import client, make_app
+
+    uri = str(tmp_path / "ws.gpkg")
+    built = _build(uri, tmp_path)
+    a = make_app(uri, tmp_path / "reports")
+    b = make_app(uri, tmp_path / "reports")
+    for app in (a, b):
+        for name in UI_ROUTERS:
+            if name not in set(getattr(app.state, "routers", ())):
+                app.include_router(importlib.import_module(f"yizhangtu.web.routers.{name}").router)
+    with client(a, "nmf") as ca, client(b, "nmf") as cb, client(b, "chaoyang") as other:
+        with built["upload"].open("rb") as fh:
+            r = ca.post(
+                "/api/ui/reduction/check",
+                data={"township": T1, "year": "2021"},
+                files={"file": (built["upload"].name, fh, "application/geo+json")},
+            )
+        assert r.status_code == 200, r.text
+        check = r.json()
+        assert check["ok"] and check["submitted"] == len(built["plots"][T1]) - 3
+        token = check["token"]
+        before = {p["plot_id"] for p in cb.get("/api/ui/reduction/plots").json()["plots"]}
+        assert built["new_plot"] not in before  # checking wrote nothing
+        assert other.post("/api/ui/reduction/submit", json={"token": token}).status_code == 404
+        r = cb.post("/api/ui/reduction/submit", json={"token": token})
+        assert r.status_code == 200, r.text
+        assert r.json()["submitted"] == check["submitted"] and r.json()["dry_run"] is False
+        after = {p["plot_id"] for p in ca.get("/api/ui/reduction/plots").json()["plots"]}
+        assert built["new_plot"] in after
+        again = ca.post("/api/ui/reduction/submit", json={"token": token})
+        assert again.status_code == 404 and "令牌" in again.json()["message"]
+        bad = cb.post("/api/ui/reduction/submit", json={"token": "../../etc/passwd-xxxxxxxx"})
+        assert bad.status_code == 404

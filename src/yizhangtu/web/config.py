@@ -39,6 +39,9 @@ class WebSettings(Settings):
         Page sizes of ``/items``.
     reports_dir : str | None
         Report directory; default ``<workspace dir>/reports`` (GeoPackage) or ``./reports``.
+    uploads_dir : str | None
+        Checked uploads awaiting confirmation, shared by every server process of the workspace;
+        default ``<workspace dir>/.yizhangtu-uploads`` or ``./.yizhangtu-uploads``.
     store_threads, job_workers
         Threads serving the store, and background job workers.
     diff_sync_max_features : int
@@ -65,6 +68,7 @@ class WebSettings(Settings):
     ogc_default_limit: int = 10
     ogc_max_limit: int = 10_000
     reports_dir: str | None = None
+    uploads_dir: str | None = None
     store_threads: int = 4
     job_workers: int = 2
     diff_sync_max_features: int = 200_000
@@ -76,6 +80,14 @@ class WebSettings(Settings):
         if self.workspace.startswith(("postgresql://", "postgres://")):
             return Path.cwd() / "reports"
         return Path(self.workspace).resolve().parent / "reports"
+
+    def uploads_path(self) -> Path:
+        """Return the directory of checked uploads awaiting confirmation."""
+        if self.uploads_dir:
+            return Path(self.uploads_dir)
+        if self.workspace.startswith(("postgresql://", "postgres://")):
+            return Path.cwd() / ".yizhangtu-uploads"
+        return Path(self.workspace).resolve().parent / ".yizhangtu-uploads"
 
 
 def web_settings(settings: Settings | None) -> WebSettings:

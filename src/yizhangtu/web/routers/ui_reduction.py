@@ -7,10 +7,10 @@ token until confirmed (or expired).
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import shutil
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,11 @@ ACCESS: dict[tuple[str, str], str] = {
 
 router = APIRouter(prefix="/api/ui/reduction", tags=["界面: 减量"])
 
+#: Checked uploads wait on disk (not in one process's memory), so any server process of the
+#: workspace can confirm them; a confirmation claims its directory with an atomic rename.
 _TTL_SECONDS = 3600
 _MAX_PENDING = 200
-_pending: dict[str, dict[str, Any]] = {}
-_lock = threading.Lock()
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 def _related(scope: Scope, code: str | None) -> bool:
@@ -125,7 +126,6 @@ def _check(
             "issues": list(exc.data.get("issues", [])),
             "plots": [],
         }
-    checked = res.plots if res.plots is not None else []
     plots = [
         {
             "plot_id": str(r["plot_id"]),
@@ -135,7 +135,7 @@ def _check(
             "qc_status": r["qc_status"],
             "qc_reasons": r["qc_reasons"],
         }
-        for _, r in (checked.iterrows() if len(checked) else [])
+        for _, r in (res.plots.iterrows() if res.plots is not None else iter(()))
     ]
     return json_ready(
         {
@@ -152,11 +152,29 @@ def _check(
     )
 
 
-def _expire() -> None:
-    now = time.monotonic()
-    with _lock:
-        for tok in [t for t, p in _pending.items() if now - p["at"] > _TTL_SECONDS]:
-            shutil.rmtree(_pending.pop(tok)["dir"], ignore_errors=True)
+def _spool(rt: Any) -> Path:
+    d = Path(rt.settings.uploads_path()) / "reduction-checks"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _expire(spool: Path) -> None:
+    """Drop checked uploads older than the TTL, and the oldest beyond the cap."""
+    now = time.time()
+    entries = []
+    for d in spool.iterdir():
+        try:
+            age = now - d.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if age > _TTL_SECONDS:
+            shutil.rmtree(d, ignore_errors=True)
+        elif _TOKEN.match(d.name):
+            entries.append((age, d))
+    for _, d in sorted(entries, key=lambda e: e[0], reverse=True)[
+        : max(0, len(entries) - _MAX_PENDING + 1)
+    ]:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @router.get("/progress", summary="减量进度 (区、乡镇)")
@@ -204,7 +222,8 @@ async def check(request: Request, scope: Scope = Depends(need("write"))) -> dict
     from yizhangtu.services.uploads import check_upload
 
     rt = get_rt(request)
-    _expire()
+    spool = _spool(rt)
+    _expire(spool)
     form = await request.form(max_files=1, max_fields=10)
     upload = form.get("file")
     if upload is None or isinstance(upload, str) or not getattr(upload, "filename", None):
@@ -215,7 +234,9 @@ async def check(request: Request, scope: Scope = Depends(need("write"))) -> dict
     except ValueError:
         raise InputError("年度应为整数, 如 2021", key="bad_year", field="year") from None
     scope.require_covers(township, "乡镇")
-    tmp = Path(tempfile.mkdtemp(prefix="yz-plots-"))
+    token = secrets.token_urlsafe(18)
+    tmp = spool / f".part-{token}"
+    tmp.mkdir()
     try:
         name = Path(str(upload.filename).replace("\\", "/")).name or "plots"
         dest = tmp / name
@@ -224,24 +245,15 @@ async def check(request: Request, scope: Scope = Depends(need("write"))) -> dict
         check_upload(dest, name, rt.upload_limits)
         settings = rt.settings.model_copy(update={"actor": str(scope.username)})
         result = await rt.run(_check, scope, dest, township, year, settings)
+        if result.get("refused"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return result
+        meta = {"file": name, "township": township, "year": year, "user": scope.username}
+        (tmp / "check.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        tmp.rename(spool / token)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if result.get("refused"):
-        shutil.rmtree(tmp, ignore_errors=True)
-        return result
-    token = secrets.token_urlsafe(18)
-    with _lock:
-        while len(_pending) >= _MAX_PENDING:
-            shutil.rmtree(_pending.pop(next(iter(_pending)))["dir"], ignore_errors=True)
-        _pending[token] = {
-            "dir": tmp,
-            "path": dest,
-            "township": township,
-            "year": year,
-            "user": scope.username,
-            "at": time.monotonic(),
-        }
     return result | {"token": token}
 
 
@@ -263,28 +275,40 @@ async def submit(
     from yizhangtu.services import reduction as svc
 
     rt = get_rt(request)
-    with _lock:
-        item = _pending.get(body.token)
-        if item is None or item["user"] != scope.username:
-            raise NotFoundError(
-                "确认令牌无效或已过期, 请重新上传检查", key="token_not_found", field="token"
-            )
-        _pending.pop(body.token)
+    spool = _spool(rt)
+    gone = NotFoundError(
+        "确认令牌无效或已过期, 请重新上传检查", key="token_not_found", field="token"
+    )
+    if not _TOKEN.match(body.token):
+        raise gone
     try:
-        scope.require_covers(item["township"], "乡镇")
+        meta = json.loads((spool / body.token / "check.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        raise gone from None
+    if meta.get("user") != scope.username:
+        raise gone
+    claimed = spool / f".claimed-{body.token}"
+    try:
+        (spool / body.token).rename(claimed)  # one confirmation wins, in any process
+    except FileNotFoundError:
+        raise gone from None
+    try:
+        if time.time() - claimed.stat().st_mtime > _TTL_SECONDS:
+            raise gone
+        scope.require_covers(meta["township"], "乡镇")
         settings = rt.settings.model_copy(update={"actor": str(scope.username)})
         res = await rt.run(
             lambda st: svc.submit_plots(
                 st,
-                item["path"],
-                township=item["township"],
-                year=item["year"],
+                claimed / meta["file"],
+                township=meta["township"],
+                year=int(meta["year"]),
                 settings=settings,
                 flag=body.flag,
             )
         )
     finally:
-        shutil.rmtree(item["dir"], ignore_errors=True)
+        shutil.rmtree(claimed, ignore_errors=True)
     from yizhangtu.services.features import json_ready
 
     return dict(json_ready(res.to_dict()))
