@@ -7,22 +7,26 @@ a CLI exit code and an HTTP status, so adapters never invent their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ConflictError",
+    "AuthenticationError",
     "CRSError",
+    "ConflictError",
     "EncodingError",
     "ErrorDetail",
     "FileFormatError",
     "GeometryError",
     "InputError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "PolicyError",
     "QCError",
+    "RateLimitedError",
     "StoreError",
+    "UnsupportedTypeError",
     "ValidationError",
     "YizhangtuError",
 ]
@@ -155,6 +159,20 @@ class QCError(InputError):
     default_key = "qc_failed"
 
 
+class PayloadTooLargeError(InputError):
+    """An upload or request body over the configured size (HTTP 413)."""
+
+    http_status = 413
+    default_key = "upload_too_large"
+
+
+class UnsupportedTypeError(InputError):
+    """An upload of a type the import does not take, or whose content lies about it (HTTP 415)."""
+
+    http_status = 415
+    default_key = "unsupported_type"
+
+
 class PolicyError(YizhangtuError):
     """A policy pack that is invalid, incomplete, expired or lacks a parameter."""
 
@@ -177,6 +195,22 @@ class ConflictError(YizhangtuError):
     exit_code = 5
     http_status = 409
     default_key = "conflict"
+
+
+class AuthenticationError(YizhangtuError):
+    """Missing, invalid, expired or revoked credentials (HTTP 401)."""
+
+    exit_code = 6
+    http_status = 401
+    default_key = "unauthenticated"
+
+
+class RateLimitedError(YizhangtuError):
+    """Too many attempts (HTTP 429); ``data['retry_after']`` in seconds."""
+
+    exit_code = 6
+    http_status = 429
+    default_key = "rate_limited"
 
 
 class PermissionDeniedError(YizhangtuError):

@@ -8,7 +8,8 @@ write only inside their prefix.
 
 Sessions are HMAC-signed tokens (cookie or bearer) that expire, carry a CSRF secret for
 cookie writes, and are revoked by logout or by bumping the user's ``epoch`` (disable,
-password change).
+password change). Logout revocations and login failures are kept in the workspace
+(``yz_runtime_state``, not audited), so every process serving it shares them.
 """
 
 from __future__ import annotations
@@ -22,20 +23,34 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from yizhangtu.errors import InputError, PermissionDeniedError, YizhangtuError
+from yizhangtu.errors import (
+    AuthenticationError,
+    InputError,
+    PermissionDeniedError,
+    RateLimitedError,
+)
+
+if TYPE_CHECKING:
+    from yizhangtu.store import Store
+
+T = TypeVar("T")
 
 __all__ = [
     "ANONYMOUS",
+    "LOGIN_FAILURE_KIND",
     "PERMISSIONS",
+    "REVOKED_KIND",
     "ROLES",
-    "AuthenticationError",
+    "AuthenticationError",  # defined in yizhangtu.errors, re-exported
     "LoginRateLimiter",
-    "RateLimitedError",
+    "RateLimitedError",  # defined in yizhangtu.errors, re-exported
     "Scope",
     "SessionRevocations",
+    "StoreCaller",
     "TokenPayload",
     "TokenSigner",
     "validate_jurisdiction",
@@ -58,22 +73,6 @@ ROLES: dict[str, dict[str, Any]] = {
 }
 PERMISSIONS = ("read", "write", "import", "publish", "manage_users", "audit", "reports")
 _JURISDICTION = re.compile(r"^\d{2,12}$")
-
-
-class AuthenticationError(YizhangtuError):
-    """Missing, invalid or expired credentials (HTTP 401)."""
-
-    exit_code = 6
-    http_status = 401
-    default_key = "unauthenticated"
-
-
-class RateLimitedError(YizhangtuError):
-    """Too many attempts (HTTP 429); ``data['retry_after']`` in seconds."""
-
-    exit_code = 6
-    http_status = 429
-    default_key = "rate_limited"
 
 
 def validate_jurisdiction(code: str | None) -> str:
@@ -247,72 +246,177 @@ class TokenSigner:
         return p
 
 
-class SessionRevocations:
-    """Session ids revoked by logout, kept until they would have expired (bounded)."""
+class StoreCaller(Protocol):
+    """Runs ``fn(store, *args)`` on a workspace connection and returns its result.
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    :class:`yizhangtu.web.runtime.StoreRunner` is one; anything with this ``call`` will do.
+    """
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Run ``fn(store, *args)`` and return its result."""
+        ...
+
+
+#: ``yz_runtime_state`` kinds used here.
+REVOKED_KIND = "session_revoked"
+REVOKED_MARK_KIND = "session_revoked_mark"
+LOGIN_FAILURE_KIND = "login_failure"
+
+
+class SessionRevocations:
+    """Session ids revoked by logout, kept until the token would have expired.
+
+    Without a workspace this is one process's memory. With one (``store=`` on each call, or
+    a ``runner``), every revocation is written to ``yz_runtime_state`` with the token's
+    expiry, so every process serving the workspace refuses the token, also after a restart.
+    :meth:`revoked` answers from memory only (it runs on every request); :meth:`refresh`,
+    called about once a second, loads what other processes revoked. It reads one marker
+    entry that each revocation changes and reloads the list only when it changed.
+    """
+
+    def __init__(self, max_entries: int = 100_000, *, runner: StoreCaller | None = None) -> None:
         self._data: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
+        self._mark: str | None = None
+        self._pruned = 0.0
         self.max_entries = max_entries
+        self.runner = runner
 
-    def revoke(self, sid: str, expires: int) -> None:
-        """Revoke one session."""
+    def _remember(self, sid: str, expires: int, now: float) -> None:
         with self._lock:
-            self._data[sid] = expires
-            now = time.time()
+            self._data[sid] = int(expires)
+            self._data.move_to_end(sid)
             while self._data and (
                 len(self._data) > self.max_entries or next(iter(self._data.values())) < now
             ):
                 self._data.popitem(last=False)
 
+    def revoke(self, sid: str, expires: int, *, store: Store | None = None) -> None:
+        """Revoke one session here at once, and in the workspace if there is one."""
+        self._remember(sid, expires, time.time())
+
+        def persist(st: Store) -> None:
+            st.put_state(REVOKED_KIND, sid, None, expires_at=float(expires))
+            st.put_state(REVOKED_MARK_KIND, "latest", {"mark": secrets.token_hex(8)})
+
+        if store is not None:
+            persist(store)
+        elif self.runner is not None:
+            self.runner.call(persist)
+
     def revoked(self, sid: str) -> bool:
-        """Whether a session was revoked."""
+        """Whether a session was revoked (as of the last refresh for other processes)."""
         with self._lock:
             return sid in self._data
 
+    def refresh(self, store: Store, *, force: bool = False) -> int:
+        """Load revocations made by other processes; returns how many are known."""
+        now = time.time()
+        entry = store.get_state(REVOKED_MARK_KIND, "latest")
+        mark = str(entry.data.get("mark")) if entry is not None else None
+        reload = force or mark != self._mark
+        if reload:
+            for e in store.list_state(REVOKED_KIND, now=now):
+                if e.expires_at is not None:
+                    self._remember(e.key, int(e.expires_at), now)
+            self._mark = mark
+        with self._lock:
+            if reload or now - self._pruned > 60:  # expired tokens are refused anyway
+                self._data = OrderedDict((k, x) for k, x in self._data.items() if x >= now)
+                self._pruned = now
+            return len(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
 
 class LoginRateLimiter:
-    """Failed logins per (client address, user name) in a sliding window, in bounded memory.
+    """Failed logins per (client address, user name) in a sliding window.
 
     After ``max_failures`` failures within ``window`` seconds, further attempts for that key
-    are refused until the oldest failure leaves the window.
+    are refused until the oldest failure leaves the window. Without a workspace the failures
+    live in this process's memory (at most ``max_keys`` keys). With one (``store=`` on each
+    call, or a ``runner``), each failure is an entry of ``yz_runtime_state`` that expires
+    when it leaves the window, so every process serving the workspace counts the same
+    failures, and a restart forgets nothing.
     """
 
     def __init__(
-        self, max_failures: int = 5, window: float = 300.0, max_keys: int = 10_000
+        self,
+        max_failures: int = 5,
+        window: float = 300.0,
+        max_keys: int = 10_000,
+        *,
+        runner: StoreCaller | None = None,
     ) -> None:
         self.max_failures = max_failures
         self.window = window
         self.max_keys = max_keys
+        self.runner = runner
         self._fail: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _key(self, ip: str, username: str) -> tuple[str, str]:
         return (ip or "?", (username or "").strip().lower()[:128])
 
-    def check(self, ip: str, username: str, *, now: float | None = None) -> None:
-        """Raise RateLimitedError if this key is locked out."""
-        t = now if now is not None else time.monotonic()
-        k = self._key(ip, username)
+    @staticmethod
+    def _group(k: tuple[str, str]) -> str:
+        return f"{k[0]}|{k[1]}"  # an address never holds "|"
+
+    def _shared(self, store: Store | None, fn: Callable[[Store], T]) -> tuple[bool, T | None]:
+        if store is not None:
+            return True, fn(store)
+        if self.runner is not None:
+            return True, self.runner.call(fn)
+        return False, None
+
+    def _hits(self, k: tuple[str, str], t: float, store: Store | None) -> list[float]:
+        shared, entries = self._shared(
+            store, lambda st: st.list_state(LOGIN_FAILURE_KIND, group=self._group(k), now=t)
+        )
+        if shared:
+            return sorted(e.created_at for e in entries or [])
         with self._lock:
             hits = [h for h in self._fail.get(k, []) if t - h < self.window]
             if hits:
                 self._fail[k] = hits
             else:
                 self._fail.pop(k, None)
-            if len(hits) >= self.max_failures:
-                wait = int(self.window - (t - hits[0])) + 1
-                raise RateLimitedError(
-                    f"登录失败次数过多, 请 {wait} 秒后再试",
-                    key="login_rate_limited",
-                    hint="确认用户名和密码; 忘记密码请联系管理员",
-                    data={"retry_after": wait},
-                )
+            return hits
 
-    def failed(self, ip: str, username: str, *, now: float | None = None) -> None:
+    def check(
+        self, ip: str, username: str, *, now: float | None = None, store: Store | None = None
+    ) -> None:
+        """Raise RateLimitedError if this key is locked out."""
+        t = now if now is not None else time.time()
+        hits = self._hits(self._key(ip, username), t, store)
+        if len(hits) >= self.max_failures:
+            wait = max(1, int(self.window - (t - hits[-self.max_failures])) + 1)
+            raise RateLimitedError(
+                f"登录失败次数过多, 请 {wait} 秒后再试",
+                key="login_rate_limited",
+                hint="确认用户名和密码; 忘记密码请联系管理员",
+                data={"retry_after": wait},
+            )
+
+    def failed(
+        self, ip: str, username: str, *, now: float | None = None, store: Store | None = None
+    ) -> None:
         """Record a failure."""
-        t = now if now is not None else time.monotonic()
+        t = now if now is not None else time.time()
         k = self._key(ip, username)
+        shared, _ = self._shared(
+            store,
+            lambda st: st.put_state(
+                LOGIN_FAILURE_KIND,
+                secrets.token_hex(12),
+                None,
+                group=self._group(k),
+                expires_at=t + self.window,
+            ),
+        )
+        if shared:
+            return
         with self._lock:
             self._fail.setdefault(k, []).append(t)
             self._fail.move_to_end(k)
@@ -320,10 +424,19 @@ class LoginRateLimiter:
             while len(self._fail) > self.max_keys:
                 self._fail.popitem(last=False)
 
-    def succeeded(self, ip: str, username: str) -> None:
+    def succeeded(self, ip: str, username: str, *, store: Store | None = None) -> None:
         """Forget a key's failures."""
-        with self._lock:
-            self._fail.pop(self._key(ip, username), None)
+        k = self._key(ip, username)
+        shared, _ = self._shared(
+            store, lambda st: st.delete_state(LOGIN_FAILURE_KIND, group=self._group(k))
+        )
+        if not shared:
+            with self._lock:
+                self._fail.pop(k, None)
 
     def __len__(self) -> int:
-        return len(self._fail)
+        """Return the number of keys with failures in the window."""
+        shared, n = self._shared(
+            None, lambda st: len({e.group for e in st.list_state(LOGIN_FAILURE_KIND)})
+        )
+        return int(n or 0) if shared else len(self._fail)

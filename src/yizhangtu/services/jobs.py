@@ -1,7 +1,9 @@
 """Background jobs (imports, reports) on a thread pool, with progress and a job id.
 
-A request submits a job and returns at once; clients poll the job. Jobs open their own
-workspace connection. Results are stored the usual way (a snapshot, a report file), so a
+A request submits a job and returns at once; clients poll the job. Job rows (status,
+progress, result) are kept in the workspace (``yz_runtime_state``), so every process serving
+it answers for every job, and jobs of a process that died are marked interrupted. Jobs open
+their own workspace connection. Results are stored the usual way (a snapshot, a report file), so a
 job that fails leaves nothing half-written: imports are atomic in the store, and report files
 are written under a temporary name and renamed when complete.
 
@@ -13,17 +15,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import socket
 import threading
+import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -33,8 +38,11 @@ from yizhangtu.settings import Settings
 from yizhangtu.store import LayerSpec, Store, open_store
 
 __all__ = [
+    "INTERRUPTED_MESSAGE",
+    "JOB_KIND",
     "Job",
     "JobManager",
+    "JobStateRunner",
     "area_table_job",
     "check_whole_layers",
     "diff_report_job",
@@ -43,6 +51,7 @@ __all__ = [
     "list_reports",
     "open_worker_store",
     "prepare_import",
+    "recover_jobs",
     "report_path",
     "write_lock",
     "write_report_meta",
@@ -50,11 +59,43 @@ __all__ = [
 
 log = logging.getLogger("yizhangtu.jobs")
 ProgressFn = Callable[[float, str], None]
-_STATUS_ZH = {"queued": "排队中", "running": "运行中", "succeeded": "已完成", "failed": "失败"}
+_STATUS_ZH = {
+    "queued": "排队中",
+    "running": "运行中",
+    "succeeded": "已完成",
+    "failed": "失败",
+    "interrupted": "已中断",
+}
+#: ``yz_runtime_state`` kind of job rows.
+JOB_KIND = "job"
+_ACTIVE = ("queued", "running")
+INTERRUPTED_MESSAGE = "任务所在的服务进程已停止, 任务未完成, 请重新提交"
+_STOPPED_MESSAGE = "服务已停止, 任务未开始执行, 请重新提交"
+T = TypeVar("T")
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class JobStateRunner(Protocol):
+    """Runs ``fn(store, *args)`` on one workspace connection, in submission order.
+
+    ``call`` waits for the result, ``submit`` returns a future. One thread keeps writes of a
+    job in order; :class:`yizhangtu.web.runtime.StoreRunner` with one thread is one.
+    """
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Run ``fn(store, *args)`` and return its result."""
+        ...
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue ``fn(store, *args)``."""
+        ...
 
 
 @dataclass
@@ -69,9 +110,10 @@ class Job:
     status: str = "queued"
     progress: float = 0.0
     message: str = ""
-    created_at: str = field(default_factory=_now)
+    created_at: str = field(default_factory=_stamp)
     started_at: str | None = None
     finished_at: str | None = None
+    updated_at: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
@@ -81,22 +123,146 @@ class Job:
         d["status_label"] = _STATUS_ZH.get(self.status, self.status)
         return d
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Job:
+        """Rebuild a job from a stored row (extra keys such as ``pid`` are dropped)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
     @property
     def done(self) -> bool:
-        """Finished, successfully or not."""
-        return self.status in ("succeeded", "failed")
+        """Finished: succeeded, failed, or interrupted by the end of its process."""
+        return self.status not in _ACTIVE
+
+
+def _proc_start(pid: int) -> str | None:
+    """Start time of a process (Linux ``/proc``), telling a reused pid from the original."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields_ = stat.rsplit(")", 1)[-1].split()
+    return fields_[19] if len(fields_) > 19 and fields_[0] != "Z" else None
+
+
+def _process_alive(pid: Any, start: Any) -> bool:
+    """Whether the process ``pid`` (started at ``start``, if known) still runs on this host."""
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:
+        pass
+    if Path("/proc/self/stat").exists():
+        now_start = _proc_start(int(pid))
+        if now_start is None:  # gone meanwhile, or a zombie
+            return False
+        if start is not None and str(start) != now_start:
+            return False  # the pid now belongs to another process
+    return True
 
 
 class JobManager:
-    """Run jobs on a bounded thread pool; keep the latest ``history`` jobs in memory."""
+    """Run jobs on a bounded thread pool, with their state in the workspace.
 
-    def __init__(self, workers: int = 2, history: int = 500) -> None:
+    Without a ``runner`` jobs live only in this process's memory (the latest ``history``).
+    With one, every job is also a row of ``yz_runtime_state`` (kind ``'job'``, grouped by
+    owner): written when submitted (before the 202 answer) and when it starts, at most every
+    ``progress_interval`` seconds while it reports progress, on :meth:`heartbeat`, and when
+    it ends (before :meth:`wait` returns). Any process serving the workspace can then show
+    it; the row records this process's pid and host, so a later process marks jobs of a dead
+    one ``interrupted`` (:func:`recover_jobs`). Finished rows expire after
+    ``retention_seconds``. The threads that run jobs stay in this process.
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        history: int = 500,
+        *,
+        runner: JobStateRunner | None = None,
+        retention_seconds: float = 7 * 24 * 3600,
+        progress_interval: float = 0.5,
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="yz-job")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._events: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._pending: dict[str, Future[Any]] = {}
+        self._saved: dict[str, float] = {}
         self.history = history
+        self.runner = runner
+        self.retention_seconds = retention_seconds
+        self.progress_interval = progress_interval
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self._pstart = _proc_start(self.pid)
 
+    # -- persistence ------------------------------------------------------------------
+    def _row(self, job: Job) -> dict[str, Any]:
+        return dict(job.__dict__) | {"pid": self.pid, "host": self.host, "pstart": self._pstart}
+
+    def _write(self, store: Store, job_id: str, row: dict[str, Any] | None = None) -> None:
+        if row is None:  # the state when the write runs, not when it was queued
+            with self._lock:
+                job = self._jobs.get(job_id)
+                if job is None:
+                    return
+                row = self._row(job)
+        done = row.get("status") not in _ACTIVE
+        store.put_state(
+            JOB_KIND,
+            job_id,
+            row,
+            group=row.get("owner"),
+            expires_at=time.time() + self.retention_seconds if done else None,
+        )
+
+    def _persist(self, job_id: str, *, final: dict[str, Any] | None = None) -> None:
+        """Write a job's row: ``final`` (a snapshot) waits for the write, others are queued."""
+        if self.runner is None:
+            return
+        if final is not None:
+            self.runner.call(self._write, job_id, final)
+            with self._lock:
+                self._pending.pop(job_id, None)
+                self._saved.pop(job_id, None)
+            return
+        with self._lock:
+            fut = self._pending.get(job_id)
+            if fut is not None and not fut.running() and not fut.done():
+                return  # a queued write will read the latest state
+            self._saved[job_id] = time.monotonic()
+        fut = self.runner.submit(self._write, job_id)
+        with self._lock:
+            self._pending[job_id] = fut
+        fut.add_done_callback(self._log_failed_write)
+
+    @staticmethod
+    def _log_failed_write(fut: Future[Any]) -> None:
+        exc = fut.exception() if not fut.cancelled() else None
+        if exc is not None:
+            log.warning("job state not saved: %s", exc)
+
+    def heartbeat(self) -> None:
+        """Rewrite the rows of this process's unfinished jobs (their ``updated_at``)."""
+        with self._lock:
+            ids = [j.id for j in self._jobs.values() if not j.done]
+        for job_id in ids:
+            self._persist(job_id)
+
+    def _load(self, job_id: str, store: Store | None) -> Job | None:
+        def load(st: Store) -> Job | None:
+            e = st.get_state(JOB_KIND, job_id)
+            return Job.from_dict(e.data) if e is not None else None
+
+        if store is not None:
+            return load(store)
+        if self.runner is not None:
+            return self.runner.call(load)
+        return None
+
+    # -- running ----------------------------------------------------------------------
     def submit(
         self,
         kind: str,
@@ -110,6 +276,7 @@ class JobManager:
         job = Job(
             id=uuid.uuid4().hex, kind=kind, title=title, owner=owner, jurisdiction=jurisdiction
         )
+        job.updated_at = job.created_at
         ev = threading.Event()
         with self._lock:
             self._jobs[job.id] = job
@@ -120,6 +287,14 @@ class JobManager:
                     break
                 self._jobs.popitem(last=False)
                 self._events.pop(old.id, None)
+        if self.runner is not None:
+            try:  # visible to every process before the caller hands out the id
+                self.runner.call(self._write, job.id, self._row(job))
+            except BaseException:
+                with self._lock:
+                    self._jobs.pop(job.id, None)
+                    self._events.pop(job.id, None)
+                raise
         self._pool.submit(self._run, job, fn, ev)
         return job
 
@@ -131,10 +306,15 @@ class JobManager:
                 job.progress = max(0.0, min(1.0, float(frac)))
                 if message:
                     job.message = message
+                job.updated_at = _stamp()
+                due = time.monotonic() - self._saved.get(job.id, 0.0) >= self.progress_interval
+            if due:
+                self._persist(job.id)
 
         with self._lock:
             job.status = "running"
-            job.started_at = _now()
+            job.started_at = job.updated_at = _stamp()
+        self._persist(job.id)
         try:
             result = fn(progress)
             with self._lock:
@@ -155,9 +335,15 @@ class JobManager:
                 job.message = "任务因内部错误失败"
         finally:
             with self._lock:
-                job.finished_at = _now()
+                job.finished_at = job.updated_at = _stamp()
+                final = self._row(job)
+            try:
+                self._persist(job.id, final=final)
+            except Exception:
+                log.error("job %s: final state not saved:\n%s", job.id, traceback.format_exc())
             ev.set()
 
+    # -- reading ------------------------------------------------------------------------
     def _visible(self, job: Job, scope: Scope) -> bool:
         if not scope.authenticated:
             return False
@@ -165,29 +351,118 @@ class JobManager:
             return True
         return scope.can("audit") and (job.jurisdiction is None or scope.covers(job.jurisdiction))
 
-    def get(self, job_id: str, scope: Scope) -> Job:
-        """Return a job the scope may see; 404 otherwise."""
+    def get(self, job_id: str, scope: Scope, *, store: Store | None = None) -> Job:
+        """Return a job the scope may see, from this process or the workspace; 404 otherwise."""
         with self._lock:
             job = self._jobs.get(job_id)
             snap = Job(**job.__dict__) if job is not None else None
+        if snap is None and scope.authenticated:
+            snap = self._load(job_id, store)
         if snap is None or not self._visible(snap, scope):
             raise NotFoundError(f"任务不存在: {job_id}", key="job_not_found", field="job")
         return snap
 
-    def list(self, scope: Scope) -> list[Job]:
-        """Jobs the scope may see, newest first."""
+    def list(self, scope: Scope, *, store: Store | None = None) -> list[Job]:
+        """Jobs the scope may see (this process's and the workspace's), newest first."""
+        if not scope.authenticated:
+            return []
         with self._lock:
-            jobs = [Job(**j.__dict__) for j in self._jobs.values()]
-        return [j for j in reversed(jobs) if self._visible(j, scope)]
+            mine = {j.id: Job(**j.__dict__) for j in self._jobs.values()}
+
+        def load(st: Store) -> list[Job]:
+            entries = st.list_state(
+                JOB_KIND,
+                group=None if scope.can("audit") else scope.username,
+                newest_first=True,
+                limit=self.history,
+            )
+            return [Job.from_dict(e.data) for e in entries]
+
+        stored: list[Job] = []
+        if store is not None:
+            stored = load(store)
+        elif self.runner is not None:
+            stored = self.runner.call(load)
+        jobs = {j.id: j for j in stored} | mine
+        out = [j for j in jobs.values() if self._visible(j, scope)]
+        return sorted(out, key=lambda j: (j.created_at, j.id), reverse=True)[: self.history]
 
     def wait(self, job_id: str, timeout: float | None = None) -> bool:
-        """Block until a job finishes (tests, CLI)."""
+        """Block until a job of this process finishes (tests, CLI)."""
         ev = self._events.get(job_id)
         return ev.wait(timeout) if ev is not None else True
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop accepting jobs; optionally wait for running ones."""
+        """Stop accepting jobs; optionally wait for running ones.
+
+        Jobs still queued are dropped and recorded as interrupted.
+        """
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        with self._lock:
+            dropped = [j for j in self._jobs.values() if j.status == "queued"]
+            finals = []
+            for j in dropped:
+                j.status = "interrupted"
+                j.message = _STOPPED_MESSAGE
+                j.error = {"error": "job_interrupted", "message": _STOPPED_MESSAGE}
+                j.finished_at = j.updated_at = _stamp()
+                finals.append((j.id, self._row(j)))
+        for job_id, row in finals:
+            try:
+                self._persist(job_id, final=row)
+            except Exception as exc:
+                log.warning("job %s: state not saved at shutdown: %s", job_id, exc)
+            ev = self._events.get(job_id)
+            if ev is not None:
+                ev.set()
+
+
+def recover_jobs(
+    store: Store,
+    *,
+    stale_seconds: float = 120.0,
+    retention_seconds: float = 7 * 24 * 3600,
+    now: float | None = None,
+) -> list[str]:
+    """Mark ``interrupted`` the queued or running jobs whose process is gone; return their ids.
+
+    A job's process is gone when it ran on this host and its pid no longer runs (or now
+    belongs to another process), or when its row has not been written for
+    ``stale_seconds`` (a live :class:`JobManager` rewrites it on every heartbeat). Jobs of
+    this very process are left alone. A row rewritten meanwhile is left alone too.
+    """
+    t = now if now is not None else time.time()
+    host, pid = socket.gethostname(), os.getpid()
+    out = []
+    for e in store.list_state(JOB_KIND, without_expiry=True, now=t):
+        row = dict(e.data)
+        if row.get("status") not in _ACTIVE:
+            continue
+        if row.get("host") == host and row.get("pid") == pid:
+            continue
+        gone = row.get("host") == host and not _process_alive(row.get("pid"), row.get("pstart"))
+        if not gone and t - e.updated_at <= stale_seconds:
+            continue
+        stamp = _stamp()
+        row.update(
+            status="interrupted",
+            message=INTERRUPTED_MESSAGE,
+            error={"error": "job_interrupted", "message": INTERRUPTED_MESSAGE},
+            finished_at=stamp,
+            updated_at=stamp,
+        )
+        if store.put_state(
+            JOB_KIND,
+            e.key,
+            row,
+            group=e.group,
+            expires_at=t + retention_seconds,
+            expected_updated_at=e.updated_at,
+        ):
+            out.append(e.key)
+    if out:
+        log.warning("marked %d job(s) of stopped processes interrupted: %s", len(out), out)
+    return out
 
 
 # --------------------------------------------------------------------------------------

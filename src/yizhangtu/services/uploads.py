@@ -11,7 +11,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from yizhangtu.errors import FileFormatError, InputError
+from yizhangtu.errors import (
+    FileFormatError,
+    InputError,
+    PayloadTooLargeError,
+    UnsupportedTypeError,
+)
 
 __all__ = [
     "ALLOWED_EXTENSIONS",
@@ -35,20 +40,6 @@ ALLOWED_EXTENSIONS: dict[str, str] = {
     ".fgb": "fgb",
 }
 _ARCHIVES = (".zip", ".kmz", ".xlsx", ".gz", ".7z", ".rar", ".tar", ".tgz", ".bz2", ".xz")
-
-
-class PayloadTooLargeError(InputError):
-    """An upload over the configured size (HTTP 413)."""
-
-    http_status = 413
-    default_key = "upload_too_large"
-
-
-class UnsupportedTypeError(InputError):
-    """An upload of a type the import does not take, or whose content lies about it (HTTP 415)."""
-
-    http_status = 415
-    default_key = "unsupported_type"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from yizhangtu.store.base import (
     LayerSpec,
     Record,
     SnapshotInfo,
+    StateEntry,
     Store,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "LayerSpec",
     "Record",
     "SnapshotInfo",
+    "StateEntry",
     "Store",
     "open_store",
 ]

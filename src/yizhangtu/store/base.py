@@ -12,6 +12,10 @@ Layout (the same on both backends)
   locking and the jurisdiction they belong to.
 - ``yz_audit``: append-only hash chain, written in the same transaction as each change.
 - ``yz_provenance``: provenance records of computed results.
+- ``yz_runtime_state``: small internal state of the processes serving the workspace
+  (revoked sessions, login failures, background jobs). Not audited: it records no change
+  of planning data, and auditing every failed login or job progress step would bury the
+  real changes; entries carry an expiry and are purged.
 
 Imports write the snapshot table first (it is invisible until registered) and register it in
 one transaction; anything unregistered is staging debris that the next open removes.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +49,7 @@ __all__ = [
     "Record",
     "SQLStore",
     "SnapshotInfo",
+    "StateEntry",
     "Store",
     "normalise_obs_date",
     "validate_layer_name",
@@ -184,6 +190,24 @@ class Record:
     data: Mapping[str, Any]
     updated_at: str
     updated_by: str
+
+
+@dataclass(frozen=True)
+class StateEntry:
+    """One entry of internal runtime state (``yz_runtime_state``, not audited).
+
+    ``kind`` names what it is (``'session_revoked'``, ``'login_failure'``, ``'job'`` …),
+    ``key`` identifies it within the kind, ``group`` is a free grouping value (a user, a
+    client key). Times are Unix seconds; an entry past ``expires_at`` counts as gone.
+    """
+
+    kind: str
+    key: str
+    group: str | None
+    data: Mapping[str, Any]
+    created_at: float
+    updated_at: float
+    expires_at: float | None
 
 
 @dataclass(frozen=True)
@@ -377,6 +401,56 @@ class Store(ABC):
     def delete_record(self, collection: str, key: str, *, expected_version: int, actor: str) -> None:
         """Delete a record under optimistic locking."""
 
+    # -- internal runtime state (not audited) ---------------------------------
+    # Small, frequently written facts shared by every process serving the workspace: revoked
+    # sessions, login failures, background jobs. Each call is one statement of its own
+    # (never part of a caller's transaction, never waiting for the import lock).
+
+    @abstractmethod
+    def put_state(
+        self,
+        kind: str,
+        key: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        group: str | None = None,
+        expires_at: float | None = None,
+        expected_updated_at: float | None = None,
+    ) -> bool:
+        """Create or replace one state entry (``created_at`` is kept on replace).
+
+        With ``expected_updated_at`` only an existing entry last written at exactly that time
+        is replaced (compare-and-set); returns whether the entry was written.
+        """
+
+    @abstractmethod
+    def get_state(self, kind: str, key: str, *, now: float | None = None) -> StateEntry | None:
+        """One unexpired state entry, or None."""
+
+    @abstractmethod
+    def list_state(
+        self,
+        kind: str,
+        *,
+        group: str | None = None,
+        without_expiry: bool = False,
+        newest_first: bool = False,
+        limit: int | None = None,
+        now: float | None = None,
+    ) -> list[StateEntry]:
+        """Unexpired entries of a kind, oldest first (``group``: of one group only).
+
+        ``without_expiry`` keeps only entries that never expire (e.g. jobs still running).
+        """
+
+    @abstractmethod
+    def delete_state(self, kind: str, key: str | None = None, *, group: str | None = None) -> int:
+        """Delete one entry, a group's entries, or (neither) a whole kind; return the count."""
+
+    @abstractmethod
+    def purge_state(self, *, now: float | None = None) -> int:
+        """Delete every expired entry; returns the count."""
+
     # -- audit and provenance ---------------------------------------------
     @abstractmethod
     def audit_append(self, action: str, target: str, *, actor: str, details: Mapping[str, Any] | None = None, input_hashes: Sequence[str] = ()) -> AuditRecord:
@@ -556,6 +630,12 @@ _DDL = [
     "CREATE INDEX IF NOT EXISTS yz_records_jur ON yz_records (collection, jurisdiction)",
     """CREATE TABLE IF NOT EXISTS yz_tables (
         name TEXT PRIMARY KEY, columns TEXT, row_count INTEGER, content_hash TEXT, updated_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS yz_runtime_state (
+        kind TEXT NOT NULL, key TEXT NOT NULL, grp TEXT, data TEXT,
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION, PRIMARY KEY (kind, key))""",
+    "CREATE INDEX IF NOT EXISTS yz_runtime_state_grp ON yz_runtime_state (kind, grp)",
+    "CREATE INDEX IF NOT EXISTS yz_runtime_state_exp ON yz_runtime_state (expires_at)",
 ]
 
 
@@ -918,6 +998,96 @@ class SQLStore(Store):
                 raise ConflictError(f"{key} 已被 {current.updated_by} 修改 (版本 {current.version})", key="version_conflict", feature=key)
             self._execute("DELETE FROM yz_records WHERE collection = ? AND key = ?", (collection, key))
             self.audit_append(f"{collection}.delete", f"{collection}:{key}", actor=actor, details={"version": current.version})
+
+    # runtime state ---------------------------------------------------------------
+    _STATE_COLS = "kind, key, grp, data, created_at, updated_at, expires_at"
+
+    @staticmethod
+    def _state_from_row(r: Sequence[Any]) -> StateEntry:
+        return StateEntry(
+            kind=r[0], key=r[1], group=r[2], data=json.loads(r[3] or "{}"), created_at=float(r[4]),
+            updated_at=float(r[5]), expires_at=float(r[6]) if r[6] is not None else None,
+        )
+
+    def put_state(
+        self,
+        kind: str,
+        key: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        group: str | None = None,
+        expires_at: float | None = None,
+        expected_updated_at: float | None = None,
+    ) -> bool:
+        body = canonical_json(dict(data or {}))
+        now = time.time()
+        exp = float(expires_at) if expires_at is not None else None
+        if expected_updated_at is not None:
+            n = self._execute(
+                "UPDATE yz_runtime_state SET grp = ?, data = ?, updated_at = ?, expires_at = ? "
+                "WHERE kind = ? AND key = ? AND updated_at = ?",
+                (group, body, now, exp, kind, key, float(expected_updated_at)),
+            )
+            return bool(n)
+        self._execute(
+            f"INSERT INTO yz_runtime_state ({self._STATE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET grp = excluded.grp, data = excluded.data, "
+            "updated_at = excluded.updated_at, expires_at = excluded.expires_at",
+            (kind, key, group, body, now, now, exp),
+        )
+        return True
+
+    def get_state(self, kind: str, key: str, *, now: float | None = None) -> StateEntry | None:
+        rows = self._query(
+            f"SELECT {self._STATE_COLS} FROM yz_runtime_state "
+            "WHERE kind = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)",
+            (kind, key, now if now is not None else time.time()),
+        )
+        return self._state_from_row(rows[0]) if rows else None
+
+    def list_state(
+        self,
+        kind: str,
+        *,
+        group: str | None = None,
+        without_expiry: bool = False,
+        newest_first: bool = False,
+        limit: int | None = None,
+        now: float | None = None,
+    ) -> list[StateEntry]:
+        sql = f"SELECT {self._STATE_COLS} FROM yz_runtime_state WHERE kind = ?"
+        params: list[Any] = [kind]
+        if without_expiry:
+            sql += " AND expires_at IS NULL"
+        else:
+            sql += " AND (expires_at IS NULL OR expires_at > ?)"
+            params.append(now if now is not None else time.time())
+        if group is not None:
+            sql += " AND grp = ?"
+            params.append(group)
+        order = "created_at DESC, key DESC" if newest_first else "created_at, key"
+        sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [self._state_from_row(r) for r in self._query(sql, params)]
+
+    def delete_state(self, kind: str, key: str | None = None, *, group: str | None = None) -> int:
+        sql = "DELETE FROM yz_runtime_state WHERE kind = ?"
+        params: list[Any] = [kind]
+        if key is not None:
+            sql += " AND key = ?"
+            params.append(key)
+        if group is not None:
+            sql += " AND grp = ?"
+            params.append(group)
+        return int(self._execute(sql, params))
+
+    def purge_state(self, *, now: float | None = None) -> int:
+        return int(self._execute(
+            "DELETE FROM yz_runtime_state WHERE expires_at IS NOT NULL AND expires_at <= ?",
+            (now if now is not None else time.time(),),
+        ))
 
     # audit -------------------------------------------------------------------
     def audit_append(self, action: str, target: str, *, actor: str, details: Mapping[str, Any] | None = None, input_hashes: Sequence[str] = ()) -> AuditRecord:

@@ -39,6 +39,7 @@ ROUTER_MODULES = (
     "reduction",
     "conformance",
     "indicators",
+    "scoring",
     "tasks",
     "ui_portal",
     "ui_indicators",

@@ -26,14 +26,14 @@ class Credentials(BaseModel):
     password: str = Field(..., max_length=1024)
 
 
+# inline: the model is read by hand (JSON or form), so FastAPI never adds it to components
+_CRED_SCHEMA = Credentials.model_json_schema()
 _CRED_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Credentials"}},
-            "application/x-www-form-urlencoded": {
-                "schema": {"$ref": "#/components/schemas/Credentials"}
-            },
+            "application/json": {"schema": _CRED_SCHEMA},
+            "application/x-www-form-urlencoded": {"schema": _CRED_SCHEMA},
         },
     }
 }
@@ -71,13 +71,15 @@ async def _login(request: Request) -> tuple[Any, Any, str]:
     rt = get_rt(request)
     cred = await _read_credentials(request)
     ip = request.client.host if request.client else "?"
-    rt.limiter.check(ip, cred.username)
+    lim = rt.limiter
+    # failures are counted in the workspace, shared by every process serving it
+    await rt.run(lambda st: lim.check(ip, cred.username, store=st))
     try:
         user = await rt.run(authenticate, cred.username, cred.password)
     except Exception:
-        rt.limiter.failed(ip, cred.username)
+        await rt.run(lambda st: lim.failed(ip, cred.username, store=st))
         raise
-    rt.limiter.succeeded(ip, cred.username)
+    await rt.run(lambda st: lim.succeeded(ip, cred.username, store=st))
     token, payload = rt.signer.issue(user.username, user.epoch)
     return user, payload, token
 
@@ -136,7 +138,8 @@ async def logout(request: Request, scope: Scope = Depends(need("login"))) -> JSO
     rt = get_rt(request)
     payload = getattr(request.state, "session", None)
     if payload is not None:
-        rt.revoked.revoke(payload.sid, payload.expires)
+        # recorded in the workspace: refused by every process, also after a restart
+        await rt.run(lambda st: rt.revoked.revoke(payload.sid, payload.expires, store=st))
     resp = JSONResponse({"ok": True})
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     resp.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")

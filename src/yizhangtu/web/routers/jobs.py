@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from yizhangtu.errors import AuthenticationError
 from yizhangtu.services import jobs as svc
 from yizhangtu.services.auth import Scope
 from yizhangtu.web.deps import get_rt, get_scope, need
@@ -19,20 +20,24 @@ router = APIRouter(prefix="/api/jobs", tags=["后台任务"])
 
 @router.get("", summary="任务列表")
 async def list_jobs(request: Request, scope: Scope = Depends(need("login"))) -> dict[str, Any]:
-    """本人提交的任务 (市级管理员可见辖区内全部)。"""
-    return {"jobs": [j.to_dict() for j in get_rt(request).jobs.list(scope)]}
+    """本人提交的任务 (市级管理员可见辖区内全部); 同一工作空间的各服务进程结果一致。"""
+    rt = get_rt(request)
+    jobs = await rt.run(lambda st: rt.jobs.list(scope, store=st))
+    return {"jobs": [j.to_dict() for j in jobs]}
 
 
 @router.get("/{job_id}", summary="任务状态")
 async def get_job(
     job_id: str, request: Request, scope: Scope = Depends(get_scope)
 ) -> dict[str, Any]:
-    """任务进度、结果或错误。"""
-    if not scope.authenticated:
-        from yizhangtu.services.auth import AuthenticationError
+    """任务进度、结果或错误 (任务可由同一工作空间的任一服务进程提交)。
 
+    服务进程停止时未完成的任务, 状态为 interrupted (已中断)。
+    """
+    if not scope.authenticated:
         raise AuthenticationError("请先登录", key="login_required")
-    return get_rt(request).jobs.get(job_id, scope).to_dict()
+    rt = get_rt(request)
+    return (await rt.run(lambda st: rt.jobs.get(job_id, scope, store=st))).to_dict()
 
 
 def _accepted(job: svc.Job) -> JSONResponse:
