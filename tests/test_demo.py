@@ -105,3 +105,17 @@ def test_demo_reduction_ledger_matches_the_reported_order_of_magnitude(demo):
     assert {"进度", "乡镇台账", "地块验收", "复建预警"} <= set(wb.sheetnames)
     header = [c.value for c in next(wb["地块验收"].iter_rows(max_row=1))]
     assert "地块编号" in header
+
+
+def test_demo_creates_one_user_per_role_who_can_log_in(demo):
+    from yizhangtu.services.auth import ROLES
+    from yizhangtu.services.users import authenticate, list_users
+
+    lines = [l.split() for l in Path(demo.extras["users_file"]).read_text(encoding="utf-8").splitlines() if not l.startswith("#")]
+    assert Path(demo.extras["users_file"]).stat().st_mode & 0o077 == 0
+    with open_store(demo.extras["workspace"], create=False) as st:
+        users = {u.username: u for u in list_users(st)}
+        assert {u.role for u in users.values()} == set(ROLES)
+        for name, password, role, jurisdiction, *_ in lines:
+            u = authenticate(st, name, password)
+            assert (u.role, u.jurisdiction) == (role, jurisdiction)

@@ -190,7 +190,53 @@ def demo_steps() -> list[tuple[str, DemoStep]]:
         ("scoring", _optional("yizhangtu.services.demo_tasks", "demo_step_scoring")),
         ("portal", _optional("yizhangtu.services.portal", "demo_step_portal")),
         ("reduction", _optional("yizhangtu.services.demo_reduction", "demo_step_reduction")),
+        ("users", step_users),
     ]
+
+
+#: Demo accounts: one per role, plus the districts/departments that own the Dongguan renewal
+#: library and the Hunan tasks (a jurisdiction is one administrative-code prefix).
+DEMO_USERS = (
+    ("admin", "city_admin", "11", "北京市管理员 (演示)"),
+    ("chaoyang", "district", "110105", "朝阳区规划自然资源分局 (演示)"),
+    ("nanmofang", "township", "110105021", "南磨房乡 (演示)"),
+    ("ghzy", "department", "110105", "朝阳区规划部门 (演示)"),
+    ("public", "public", "11", "公众 (演示)"),
+    ("dongguan", "district", "4419", "东莞市更新部门 (演示)"),
+    ("hunan", "department", "43", "湖南省城镇化办公室 (演示)"),
+)
+
+
+def step_users(ctx: DemoContext) -> None:
+    """Create one demo account per role; passwords go to ``<out>/demo-users.txt`` (mode 600).
+
+    A password already in that file is kept, so rebuilding the demo does not change logins.
+    """
+    import os
+    import secrets
+
+    from yizhangtu.errors import ConflictError
+    from yizhangtu.services.users import add_user, set_password
+
+    path = ctx.out_dir / "demo-users.txt"
+    known: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and not line.startswith("#"):
+                known[parts[0]] = parts[1]
+    lines = ["# 演示账号 (仅供演示, 勿用于真实数据): 用户名 密码 角色 辖区 说明"]
+    for name, role, jurisdiction, label in DEMO_USERS:
+        password = known.get(name) or secrets.token_urlsafe(9)
+        try:
+            add_user(ctx.store, name, password, role=role, jurisdiction=jurisdiction, display_name=label, actor=ctx.settings.actor)
+        except ConflictError:  # a PostGIS workspace is not wiped between builds
+            set_password(ctx.store, name, password, actor=ctx.settings.actor)
+        lines.append(f"{name} {password} {role} {jurisdiction} {label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.chmod(path, 0o600)
+    ctx.extras["users_file"] = str(path)
+    ctx.note("演示账号", str(path), len(DEMO_USERS), detail="每个角色一个 (市级、区级、乡镇、部门、公众) 及东莞、湖南; 密码见该文件")
 
 
 def build_demo(
