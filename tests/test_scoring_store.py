@@ -82,14 +82,14 @@ def build_workspace(store: Store, demo) -> None:
 def test_score_from_workspace_matches_core_and_reruns(store, demo, tmp_path):
     build_workspace(store, demo)
     _streets, d = demo
-    rec = save_config(store, "mc", _config(d), actor="planner", jurisdiction="北京市朝阳区")
-    assert rec.version == 1 and get_config(store, "mc")[1].jurisdiction == "北京市朝阳区"
+    rec = save_config(store, "mc", _config(d), actor="planner", jurisdiction="110105")
+    assert rec.version == 1 and get_config(store, "mc")[1].jurisdiction == "110105"
     run = score_workspace(store, "mc", actor="planner")
     # same result as the pure core on the in-memory inputs
     direct = score_sites(d.sites, d.config, layers=d.layers, tables=d.tables)
     assert list(run.result.table.index) == list(direct.table.index)
     assert np.allclose(run.result.table["score"], direct.table["score"])
-    assert run.synthetic and run.record is not None and run.record.jurisdiction == "北京市朝阳区"
+    assert run.synthetic and run.record is not None and run.record.jurisdiction == "110105"
     # persisted: record + ledger rows with the provenance id; the chain resolves
     stored = store.get_record(RESULTS, run.run_id)
     assert [s["site_id"] for s in stored.data["sites"]] == list(direct.table.index)
@@ -212,7 +212,7 @@ def test_cli_workspace_scoring(workspace_uri, demo, tmp_path):
     runner = CliRunner()
     base = ["-w", workspace_uri, "score"]
     r = runner.invoke(
-        app, [*base, "save-config", "mc", str(cfg), "--jurisdiction", "北京市朝阳区", "--json"]
+        app, [*base, "save-config", "mc", str(cfg), "--jurisdiction", "110105", "--json"]
     )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["version"] == 1

@@ -70,13 +70,13 @@ def test_seed_tasks_progress_and_dispatch_overdue_first(store, tmp_path):
     assert [r.key for r in task_records(store, department="省文物局")] == [
         r.key for r in recs if "省文物局" in r.data["departments"]
     ]
-    assert store.list_records(TASKS, jurisdictions=["北京市朝阳区"]) == []
+    assert store.list_records(TASKS, jurisdictions=["110105"]) == []
     with pytest.raises(ConflictError):
         load_seed_tasks_into(store, actor="loader")  # already there, no --replace
     targets = load_seed_targets_into(store, actor="loader")
     assert {t.key for t in targets} == {"FS-T1", "FS-T2", "FS-T3", "FS-T4"} and targets[
         0
-    ].jurisdiction == "北京市房山区"
+    ].jurisdiction == "110111"
     store.delete_record(TASKS, "HN2021-01", expected_version=1, actor="t")
     again = load_seed_tasks_into(store, actor="loader", replace=True)
     assert (again.created, again.updated) == (1, 21)
@@ -181,7 +181,7 @@ def test_rectification_targets_and_excel_round_trip(store, tmp_path):
         task_set="cy_rect",
         registry=reg,
         actor="t",
-        jurisdiction="北京市朝阳区",
+        jurisdiction="110105",
         synthetic=True,
     )
     for item in _rectification_items():
@@ -190,7 +190,7 @@ def test_rectification_targets_and_excel_round_trip(store, tmp_path):
             item,
             task_set="cy_rect",
             actor="t",
-            jurisdiction="北京市朝阳区",
+            jurisdiction="110105",
             unit_id="110105",
         )
     led = task_ledger(store, task_set="cy_rect")
@@ -301,7 +301,7 @@ def test_projects_in_store(store):
             "progress": [{"project_id": "P1", "reported_on": "2022-03-31", "progress_pct": 20}],
         }
     )
-    assert import_projects(store, projects, progress, actor="t", jurisdiction="北京市朝阳区") == {
+    assert import_projects(store, projects, progress, actor="t", jurisdiction="110105") == {
         "created": 2,
         "updated": 0,
     }
@@ -448,7 +448,7 @@ def test_cli_tasks_and_projects_with_workspace(workspace_uri, tmp_path):
         encoding="utf-8",
     )
     r = runner.invoke(
-        app, [*base, "projects", "import", str(lib), "--jurisdiction", "北京市朝阳区", "--json"]
+        app, [*base, "projects", "import", str(lib), "--jurisdiction", "110105", "--json"]
     )
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, [*base, "projects", "compile", "--year", "2022", "--json"])

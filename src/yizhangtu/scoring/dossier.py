@@ -75,9 +75,9 @@ def site_map_png(
         + [0.0]
     )
     half = max(1500.0, radius * 1.8)
-    with matplotlib.rc_context(
-        {"font.family": [FONT_FAMILY, "sans-serif"], "axes.unicode_minus": False}
-    ):
+    from yizhangtu.reports.mapping import cjk_rc
+
+    with matplotlib.rc_context(cjk_rc()):
         fig = Figure(figsize=(9.0, 3.5), dpi=dpi)
         ax1, ax2 = fig.subplots(1, 2)
         bproj = None

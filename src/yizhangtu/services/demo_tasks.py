@@ -22,7 +22,7 @@ from yizhangtu.store import LayerSpec
 __all__ = ["STEPS", "demo_step_scoring", "demo_step_tasks", "synthetic_progress_plan"]
 
 _CONFIG_KEY = "chaoyang_micro_centres"
-_JUR_CHAOYANG = "北京市朝阳区"
+_JUR_CHAOYANG = "110105"  # 北京市朝阳区
 #: The work point left unfinished at the year end (synthetic scenario).
 OVERDUE_TASK = "HN2021-14"
 #: The work point reported behind the linear pace at the end of September.

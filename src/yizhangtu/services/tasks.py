@@ -73,8 +73,10 @@ __all__ = [
     "TASK_SETS",
     "TaskSetInfo",
     "add_rectification",
+    "check_dispatch",
     "close_rectification_item",
     "dispatch_report",
+    "dispatch_report_job",
     "export_ledger_xlsx",
     "has_tasks",
     "import_ledger",
@@ -85,11 +87,21 @@ __all__ = [
     "load_seed_tasks_into",
     "project_library",
     "record_target_actual",
+    "record_visible_target_actual",
+    "rectification_items",
     "report_progress",
     "report_project_progress",
+    "report_task_progress",
+    "scope_jurisdictions",
+    "task_detail",
     "task_ledger",
+    "task_list",
     "task_records",
+    "task_state_counts",
     "task_states",
+    "visible_projects",
+    "visible_targets",
+    "visible_task",
     "write_dispatch",
     "yearly_project_list",
 ]
@@ -449,6 +461,40 @@ def _synthetic(
     return any(x.synthetic for x in led.rectifications)
 
 
+def _stored_task(
+    data: Mapping[str, Any], task_id: str
+) -> tuple[dt.date, set[str], list[dict[str, Any]]]:
+    """Start date, target ids and earlier reports of a stored task record, checked.
+
+    A record written by other means than the task import (e.g. the generic records API) may
+    lack these or hold them in another shape; that is a 422, not a crash.
+    """
+
+    def bad(what: str, field: str) -> ValidationError:
+        return ValidationError(
+            f"任务 {task_id} 的记录{what}, 无法报送进度",
+            key="task_record_invalid",
+            feature=task_id,
+            field=field,
+            hint="通过任务台账导入 (yizhangtu tasks import) 维护任务, 或补全该记录",
+        )
+
+    if not data.get("start"):
+        raise bad("缺少开始日期 (start)", "start")
+    start = parse_date(data["start"], field="开始日期", feature=task_id)
+    targets = data.get("targets") or []
+    if not isinstance(targets, list) or not all(
+        isinstance(t, Mapping) and "id" in t for t in targets
+    ):
+        raise bad("中的量化目标 (targets) 格式有误", "targets")
+    earlier = data.get("progress") or []
+    if not isinstance(earlier, list) or not all(
+        isinstance(r, Mapping) and r.get("reported_on") for r in earlier
+    ):
+        raise bad("中的进度报送 (progress) 格式有误", "progress")
+    return start, {str(t["id"]) for t in targets}, [dict(r) for r in earlier]
+
+
 def report_progress(
     store: Store,
     task_id: str,
@@ -495,7 +541,7 @@ def report_progress(
             "actuals": dict(actuals or {}),
         }
     )
-    start = parse_date(cur.data["start"], field="开始日期", feature=task_id)
+    start, known, earlier = _stored_task(cur.data, task_id)
     if rep.reported_on < start:
         raise ValidationError(
             f"任务 {task_id} 的报送日期 {rep.reported_on.isoformat()} "
@@ -504,7 +550,6 @@ def report_progress(
             feature=task_id,
             field="reported_on",
         )
-    known = {t["id"] for t in cur.data.get("targets") or ()}
     bad = [k for k in rep.actuals if k not in known]
     if bad:
         raise ValidationError(
@@ -524,9 +569,7 @@ def report_progress(
     } | ({"synthetic": True} if synthetic else {})
     version = cur.version if expected_version is None else int(expected_version)
     data = dict(cur.data)
-    data["progress"] = sorted(
-        [*(cur.data.get("progress") or ()), entry], key=lambda r: r["reported_on"]
-    )
+    data["progress"] = sorted([*earlier, entry], key=lambda r: str(r["reported_on"]))
     return store.put_record(
         TASKS, task_id, data, expected_version=version, actor=actor, action="task.progress"
     )
@@ -955,3 +998,376 @@ def report_project_progress(
     return store.put_record(
         PROJECTS, project_id, data, expected_version=version, actor=actor, action="project.progress"
     )
+
+
+# ---------------------------------------------------------------------------
+# Web adapters: what a user sees and may change, by the records' jurisdictions. The
+# jurisdictions visible to a user are found in SQL (prefix filter on the records'
+# jurisdiction column); the ledger is then rebuilt from the records of those jurisdictions.
+# ---------------------------------------------------------------------------
+
+
+def scope_jurisdictions(store: Store, collection: str, prefixes: Sequence[str]) -> list[str]:
+    """Return the distinct jurisdictions of a collection's records under ``prefixes`` (SQL)."""
+    recs = store.query_records(collection, jurisdiction_prefixes=prefixes)
+    return sorted({str(r.jurisdiction) for r in recs if r.jurisdiction})
+
+
+def _no_ledger(exc: NotFoundError, task_set: Any) -> bool:
+    return exc.key == "task_set_not_found" and task_set is None
+
+
+def task_list(
+    store: Store,
+    scope: Any,
+    at: dt.date,
+    *,
+    task_set: str | None = None,
+    department: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """Return the visible tasks' states at ``at`` (overdue first), with versions and counts."""
+    from yizhangtu.tasks import STATUS_LABELS
+
+    jur = scope_jurisdictions(store, TASKS, scope.record_prefixes())
+    out: dict[str, Any] = {"at": at.isoformat(), "available": False, "tasks": [], "counts": {}}
+    if not jur:
+        if task_set is not None:
+            raise NotFoundError(
+                f"本辖区没有任务集: {task_set}", key="task_set_not_found", field="task_set"
+            )
+        return out
+    try:
+        states = task_states(store, at, task_set=task_set, jurisdictions=jur, department=department)
+    except NotFoundError as exc:
+        if _no_ledger(exc, task_set):
+            return out
+        raise
+    recs = {
+        r.key: r
+        for r in task_records(store, task_set=task_set, jurisdictions=jur, department=department)
+    }
+    rows = []
+    for s in states:
+        rec = recs.get(s.task.id)
+        rows.append(
+            s.to_dict()
+            | {
+                "version": rec.version if rec else None,
+                "jurisdiction": rec.jurisdiction if rec else None,
+                "task_set": rec.data.get("task_set") if rec else None,
+            }
+        )
+    counts = {k: 0 for k in STATUS_LABELS}
+    for r in rows:
+        counts[str(r["status"])] = counts.get(str(r["status"]), 0) + 1
+    if status is not None:
+        rows = [r for r in rows if r["status"] == status]
+    return out | {"available": True, "tasks": rows, "counts": counts, "labels": STATUS_LABELS}
+
+
+def task_state_counts(store: Store, scope: Any, at: dt.date) -> dict[str, Any]:
+    """Return the visible tasks' status counts at ``at``, their alerts and rectification counts."""
+    from yizhangtu.tasks import (
+        STATUS_LABELS,
+        rectification_from_mapping,
+        summarise_rectifications,
+        task_alerts,
+    )
+
+    jur = scope_jurisdictions(store, TASKS, scope.record_prefixes())
+    counts = {k: 0 for k in STATUS_LABELS}
+    states: list[TaskState] = []
+    if jur:
+        try:
+            states = task_states(store, at, jurisdictions=jur)
+        except NotFoundError as exc:
+            if not _no_ledger(exc, None):
+                raise
+    for s in states:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    items = [
+        rectification_from_mapping(r.data)
+        for r in store.query_records(RECTIFICATIONS, jurisdiction_prefixes=scope.record_prefixes())
+    ]
+    rect = summarise_rectifications(items, at) if items else None
+    return {
+        "at": at.isoformat(),
+        "total": len(states),
+        "counts": counts,
+        "labels": STATUS_LABELS,
+        "alerts": [a.__dict__ for a in task_alerts(states)],
+        "rectifications": (rect.__dict__ | {"at": at.isoformat(), "text": rect.describe()})
+        if rect
+        else None,
+    }
+
+
+def visible_task(store: Store, scope: Any, task_id: str) -> Record:
+    """Return a supervised task inside the scope's jurisdiction; 404 otherwise."""
+    try:
+        rec = store.get_record(TASKS, task_id)
+    except NotFoundError:
+        rec = None
+    if rec is None or not scope.covers(rec.jurisdiction) or not rec.data.get("task_set"):
+        raise NotFoundError(
+            f"本辖区没有任务 {task_id}", key="task_not_found", feature=task_id, field="task_id"
+        )
+    return rec
+
+
+def task_detail(store: Store, scope: Any, task_id: str, at: dt.date) -> dict[str, Any]:
+    """Return one visible task: its state at ``at`` and its record (progress history)."""
+    from yizhangtu.services.records import record_dict
+
+    rec = visible_task(store, scope, task_id)
+    states = task_states(
+        store, at, task_set=str(rec.data["task_set"]), jurisdictions=[str(rec.jurisdiction)]
+    )
+    state = next((s for s in states if s.task.id == task_id), None)
+    return {
+        "task_id": task_id,
+        "at": at.isoformat(),
+        "state": state.to_dict() if state is not None else None,
+        "version": rec.version,
+        "jurisdiction": rec.jurisdiction,
+        "record": record_dict(rec),
+    }
+
+
+def report_task_progress(
+    store: Store,
+    scope: Any,
+    task_id: str,
+    *,
+    progress_pct: float,
+    version: int,
+    reported_on: str | None = None,
+    note: str = "",
+    evidence: Sequence[str] = (),
+    actuals: Mapping[str, float] | None = None,
+) -> Record:
+    """Report progress on a task inside the scope's jurisdiction (optimistic lock, audited)."""
+    visible_task(store, scope, task_id)
+    return report_progress(
+        store,
+        task_id,
+        progress_pct=progress_pct,
+        actor=str(scope.username),
+        expected_version=version,
+        reported_on=reported_on,
+        note=note,
+        evidence=evidence,
+        actuals=actuals,
+    )
+
+
+def visible_targets(store: Store, scope: Any, at: dt.date | None = None) -> list[dict[str, Any]]:
+    """Return the targets inside the scope's jurisdiction with their latest actual."""
+    jur = scope_jurisdictions(store, TARGETS, scope.record_prefixes())
+    return list_targets(store, at=at, jurisdictions=jur) if jur else []
+
+
+def record_visible_target_actual(
+    store: Store,
+    scope: Any,
+    target_id: str,
+    *,
+    value: float,
+    on: str,
+    version: int,
+    evidence: Sequence[str] = (),
+    source: str = "",
+    provenance_id: str | None = None,
+) -> Record:
+    """Record an actual value of a target inside the scope's jurisdiction (optimistic lock)."""
+    try:
+        rec = store.get_record(TARGETS, target_id)
+    except NotFoundError:
+        rec = None
+    if rec is None or not scope.covers(rec.jurisdiction):
+        raise NotFoundError(
+            f"本辖区没有目标 {target_id}",
+            key="target_not_found",
+            feature=target_id,
+            field="target_id",
+        )
+    return record_target_actual(
+        store,
+        target_id,
+        value=value,
+        on=on,
+        actor=str(scope.username),
+        expected_version=version,
+        evidence=evidence,
+        source=source,
+        provenance_id=provenance_id,
+    )
+
+
+def visible_projects(
+    store: Store, scope: Any, *, at: dt.date, year: int | None = None
+) -> dict[str, Any]:
+    """Return the project library inside the scope's jurisdiction, and a yearly list."""
+    from yizhangtu.services.features import json_ready
+    from yizhangtu.tasks import library_summary, project_progress_table
+
+    jur = scope_jurisdictions(store, PROJECTS, scope.record_prefixes())
+    projects, progress = project_library(store, jurisdictions=jur) if jur else ((), ())
+    recs = {r.key: r for r in store.list_records(PROJECTS, jurisdictions=jur)} if jur else {}
+    table = project_progress_table(projects, progress, at)
+    rows = []
+    for r in table.to_dict(orient="records") if len(table) else []:
+        rec = recs.get(str(r["id"]))
+        rows.append(
+            r
+            | {
+                "version": rec.version if rec else None,
+                "jurisdiction": rec.jurisdiction if rec else None,
+            }
+        )
+    summary = library_summary(projects).reset_index().to_dict(orient="records")
+    return dict(
+        json_ready(
+            {
+                "at": at.isoformat(),
+                "projects": rows,
+                "summary": summary,
+                "synthetic": any(p.synthetic for p in projects),
+                "yearly": compile_yearly_list(projects, year).to_dict()
+                if year is not None and projects
+                else None,
+            }
+        )
+    )
+
+
+def rectification_items(
+    store: Store, scope: Any, at: dt.date, *, task_set: str | None = None
+) -> dict[str, Any]:
+    """Return the rectification items inside the scope's jurisdiction with their state at ``at``."""
+    from yizhangtu.tasks import (
+        RECTIFICATION_LABELS,
+        rectification_from_mapping,
+        rectification_state,
+        summarise_rectifications,
+    )
+
+    recs = store.query_records(RECTIFICATIONS, jurisdiction_prefixes=scope.record_prefixes())
+    if task_set is not None:
+        recs = [r for r in recs if r.data.get("task_set") == task_set]
+    items = [(r, rectification_from_mapping(r.data)) for r in recs]
+    rows = []
+    for r, x in items:
+        if x.found_on > at:
+            continue
+        state = rectification_state(x, at)
+        rows.append(
+            {
+                "id": x.id,
+                "title": x.title,
+                "responsible": x.responsible,
+                "category": x.category,
+                "found_on": x.found_on.isoformat(),
+                "deadline": x.deadline.isoformat() if x.deadline else None,
+                "closed_on": x.closed_on.isoformat() if x.closed_on else None,
+                "state": state,
+                "state_label": RECTIFICATION_LABELS[state],
+                "evidence": list(x.evidence),
+                "task_set": r.data.get("task_set"),
+                "unit_id": r.data.get("unit_id"),
+                "synthetic": x.synthetic,
+                "version": r.version,
+                "jurisdiction": r.jurisdiction,
+            }
+        )
+    order = {"overdue": 0, "open": 1, "closed": 2}
+    rows.sort(key=lambda x: (order[str(x["state"])], str(x["deadline"] or ""), str(x["id"])))
+    summary = summarise_rectifications([x for _, x in items], at) if items else None
+    return {
+        "at": at.isoformat(),
+        "items": rows,
+        "summary": (summary.__dict__ | {"at": at.isoformat(), "text": summary.describe()})
+        if summary
+        else None,
+    }
+
+
+def check_dispatch(
+    store: Store, scope: Any, *, task_set: str | None = None, department: str | None = None
+) -> list[str]:
+    """Return the jurisdictions a dispatch report of the scope covers; 404 without a ledger."""
+    jur = scope_jurisdictions(store, TASKS, scope.record_prefixes())
+    if not jur:
+        raise NotFoundError(
+            "本辖区没有任务台账, 无法生成调度报告",
+            key="task_set_not_found",
+            hint="先导入任务台账 (yizhangtu tasks load-seed / tasks import --store)",
+        )
+    task_ledger(store, task_set=task_set, jurisdictions=jur, department=department)
+    return jur
+
+
+def dispatch_report_job(uri: str, scope: Any, reports_dir: Path, params: Mapping[str, Any]) -> Any:
+    """Make a job writing the dispatch report (调度报告) of the scope's tasks as a report file.
+
+    ``params``: ``at`` (ISO date), ``format`` (html, pdf or xlsx), optional ``task_set``,
+    ``department``, ``title``.
+    """
+    from yizhangtu.services.jobs import open_worker_store, write_report_meta
+
+    def run(progress: Any) -> dict[str, Any]:
+        import uuid
+
+        fmt = str(params.get("format") or "html")
+        at = parse_date(params["at"], field="at")
+        progress(0.05, "读取任务台账")
+        store = open_worker_store(uri)
+        try:
+            jur = check_dispatch(
+                store, scope, task_set=params.get("task_set"), department=params.get("department")
+            )
+            rep = dispatch_report(
+                store,
+                at,
+                task_set=params.get("task_set"),
+                jurisdictions=jur,
+                department=params.get("department"),
+                title=params.get("title"),
+            )
+        finally:
+            store.close()
+        progress(0.5, "写入调度报告")
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        final = reports_dir / f"dispatch_{at.isoformat()}_{stamp}_{uuid.uuid4().hex[:6]}.{fmt}"
+        tmp = final.with_name("." + final.name + ".tmp")
+        try:
+            info = write_dispatch(rep, tmp, fmt)
+            title = f"{rep.title} ({at.isoformat()})"
+            if rep.synthetic and "合成数据" not in title:
+                title += " (合成数据)"
+            write_report_meta(
+                final,
+                kind="dispatch",
+                title=title,
+                scope=scope,
+                synthetic=rep.synthetic,
+                extra={"at": at.isoformat(), "counts": rep.counts()},
+            )
+            tmp.replace(final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {
+            "report": final.name,
+            "url": f"/api/reports/{final.name}",
+            "bytes": final.stat().st_size,
+            "format": fmt,
+            "pages": info["pages"],
+            "at": at.isoformat(),
+            "counts": rep.counts(),
+            "synthetic": rep.synthetic,
+            "title": rep.title,
+        }
+
+    return run
