@@ -44,12 +44,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -78,16 +78,30 @@ __all__ = [
     "GroupSource",
     "IndicatorRun",
     "WorkspaceInputs",
+    "area_code",
     "area_groups",
+    "catalogue_detail",
+    "catalogue_overview",
+    "check_evaluation",
     "combine_catalogues",
     "default_catalogues",
+    "evaluate_job",
     "evaluate_workspace",
     "export_run_xlsx",
+    "health_check_report_job",
+    "indicator_definition",
+    "indicator_requirements",
     "input_status",
+    "inputs_overview",
+    "list_runs",
     "load_evaluations",
+    "packaged_catalogue",
     "provenance_rows",
+    "query_evaluations",
     "render_run_report",
     "resolve_area",
+    "run_provenance",
+    "run_result",
     "workspace_inputs",
     "workspace_series",
     "workspace_values",
@@ -1691,3 +1705,615 @@ def render_run_report(
         unit_names=run.unit_names(),
         max_units_per_indicator=cap,
     )
+
+
+# ---------------------------------------------------------------------------
+# API helpers: catalogue listings, input readiness, stored runs, background jobs
+# ---------------------------------------------------------------------------
+
+#: Ledger columns that describe the whole run (listed once in a run summary, not per row).
+_RUN_COLUMNS = ("level", "area_code", "area_name", "catalogue_id", "provenance_id", "evaluated_at")
+
+
+def packaged_catalogue(name: str) -> Catalogue:
+    """Return a catalogue shipped with the package, by id (never a path).
+
+    Raises
+    ------
+    NotFoundError
+        When ``name`` is not a packaged catalogue id.
+    """
+    ids = list_catalogues()
+    if name not in ids:
+        raise NotFoundError(
+            f"没有内置指标目录: {name}",
+            key="catalogue_not_found",
+            field="catalogue",
+            hint="内置目录: " + ", ".join(ids),
+        )
+    return load_catalogue(name)
+
+
+def _catalogue_row(cat: Catalogue) -> dict[str, Any]:
+    kinds: dict[str, int] = {}
+    for ind in cat:
+        kinds[ind.formula.kind] = kinds.get(ind.formula.kind, 0) + 1
+    return {
+        "id": cat.id,
+        "title": cat.title,
+        "version": cat.version,
+        "jurisdiction": cat.jurisdiction,
+        "source": cat.source,
+        "description": cat.description,
+        "period": [cat.period_start, cat.period_end],
+        "dimensions": list(cat.dimension_order()),
+        "indicators": len(cat),
+        "computable": len(cat.computable_ids()),
+        "with_targets": sum(1 for i in cat if i.targets),
+        "formula_kinds": dict(sorted(kinds.items())),
+        "synthetic": bool(cat.synthetic),
+    }
+
+
+def catalogue_overview() -> list[dict[str, Any]]:
+    """List the packaged catalogues with their indicator counts (JSON-ready)."""
+    return [_catalogue_row(packaged_catalogue(cid)) for cid in list_catalogues()]
+
+
+def indicator_definition(ind: Any) -> dict[str, Any]:
+    """One indicator as JSON: formula (typed, as declared), unit, targets, warning rule, clause."""
+    return {
+        "id": ind.id,
+        "name": ind.name,
+        "dimension": ind.dimension,
+        "category": ind.category,
+        "scope": ind.scope,
+        "unit": ind.unit,
+        "direction": ind.direction,
+        "department": ind.department,
+        "source_level": ind.source_level,
+        "computable": ind.computable,
+        "formula": dataclasses.asdict(ind.formula),
+        "requires": list(ind.required_inputs()),
+        "targets": [dataclasses.asdict(t) for t in ind.targets],
+        "warning": dataclasses.asdict(ind.warning),
+        "clause": ind.clause,
+        "note": ind.note,
+        "source": ind.source,
+        "ref": ind.ref,
+    }
+
+
+def catalogue_detail(name: str, *, dimension: str | None = None) -> dict[str, Any]:
+    """Describe a packaged catalogue and its indicators (optionally of one dimension)."""
+    cat = packaged_catalogue(name)
+    inds = [indicator_definition(i) for i in cat if dimension is None or i.dimension == dimension]
+    return {"catalogue": _catalogue_row(cat), "indicators": inds}
+
+
+def indicator_requirements(ws: WorkspaceInputs, catalogue: Catalogue) -> list[dict[str, Any]]:
+    """For each indicator: the inputs its formula reads, whether the workspace has each, readiness.
+
+    Inputs are those of :func:`input_status` (one call per indicator); a composite is ready when
+    all its components are; a ``not_computable`` formula never is (``missing`` says why).
+    """
+    from yizhangtu.indicators.model import CompositeFormula, NotComputableFormula
+
+    rows: dict[str, dict[str, Any]] = {}
+    composites: dict[str, tuple[str, ...]] = {}
+    for ind in catalogue:
+        base = {
+            "indicator": ind.id,
+            "name": ind.name,
+            "dimension": ind.dimension,
+            "formula": ind.formula.kind,
+        }
+        f = ind.formula
+        if isinstance(f, NotComputableFormula):
+            rows[ind.id] = base | {"inputs": [], "ready": False, "missing": list(f.missing)}
+            continue
+        if isinstance(f, CompositeFormula):
+            composites[ind.id] = tuple(c.indicator for c in f.components)
+            rows[ind.id] = base | {"inputs": [], "ready": False, "missing": []}
+            continue
+        st = input_status(ws, dataclasses.replace(catalogue, indicators=(ind,)))
+        inputs = [
+            {
+                "kind": r["kind"],
+                "name": r["name"],
+                "label": r["label"],
+                "available": bool(r["available"]),
+                "from": r["from"],
+            }
+            for r in st.to_dict(orient="records")
+        ]
+        rows[ind.id] = base | {
+            "inputs": inputs,
+            "ready": all(i["available"] for i in inputs),
+            "missing": [f"{i['label']}: {i['from']}" for i in inputs if not i["available"]],
+        }
+
+    def ready(iid: str, seen: frozenset[str]) -> bool:
+        if iid not in composites:
+            return bool(rows.get(iid, {}).get("ready", False))
+        if iid in seen:
+            return False
+        return all(ready(c, seen | {iid}) for c in composites[iid])
+
+    for iid, comps in composites.items():
+        inputs = [
+            {
+                "kind": "指标",
+                "name": c,
+                "label": rows[c]["name"] if c in rows else c,
+                "available": ready(c, frozenset({iid})),
+                "from": "组合指标的分项",
+            }
+            for c in comps
+        ]
+        rows[iid] |= {
+            "inputs": inputs,
+            "ready": all(i["available"] for i in inputs),
+            "missing": [i["label"] for i in inputs if not i["available"]],
+        }
+    return list(rows.values())
+
+
+def _catalogue_ids(ids: Sequence[str] | None) -> list[str] | None:
+    """Check catalogue ids from a request are packaged ids (paths are refused)."""
+    if not ids:
+        return None
+    for cid in ids:
+        packaged_catalogue(cid)
+    return list(dict.fromkeys(ids))
+
+
+def inputs_overview(
+    store: Store,
+    *,
+    year: int,
+    unit: str,
+    level: str = "street",
+    catalogues: Sequence[str] | None = None,
+    survey: str | None = None,
+    units_layer: str | None = None,
+    district_layer: str | None = None,
+    min_coverage: float | None = None,
+) -> dict[str, Any]:
+    """Report what the workspace supplies to evaluate ``unit`` in ``year``, by input and indicator.
+
+    ``catalogues`` are packaged ids (default :func:`default_catalogues`). Reads the inputs the
+    way :func:`evaluate_workspace` does (the survey is tabulated once over the units).
+    """
+    opts: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "units_layer": units_layer,
+            "district_layer": district_layer,
+            "min_coverage": min_coverage,
+        }.items()
+        if v is not None
+    }
+    ids = _catalogue_ids(catalogues)
+    ws = _retry_gdal_reads(
+        store,
+        lambda: workspace_inputs(store, year=year, unit=unit, level=level, survey=survey, **opts),
+    )
+    cat, cat_notes, cats = _catalogue(ids, ws.area_name)
+    status = input_status(ws, cat)
+    req = indicator_requirements(ws, cat)
+    return {
+        "unit": ws.area_name,
+        "unit_code": ws.area_code,
+        "year": int(year),
+        "level": level,
+        "catalogues": [c.id for c in cats],
+        "units": len(ws.units),
+        "counts": {
+            "indicators": len(cat),
+            "with_formula": len(cat.computable_ids()),
+            "ready": sum(1 for r in req if r["ready"]),
+            "inputs": len(status),
+            "inputs_available": int(status["available"].sum()) if len(status) else 0,
+        },
+        "inputs": [
+            {k: (bool(v) if k == "available" else v) for k, v in r.items()}
+            for r in status.to_dict(orient="records")
+        ],
+        "indicators": req,
+        "sources": ws.sources,
+        "notes": [*ws.notes, *cat_notes],
+    }
+
+
+def query_evaluations(
+    store: Store, *, jurisdictions: Sequence[str] | None, run_id: str | None = None
+) -> pd.DataFrame:
+    """Read the persisted evaluation rows of units inside ``jurisdictions`` (code prefixes).
+
+    The jurisdiction filter runs in the store's SQL on ``unit_id`` (``None``: every row, ``()``:
+    none); ``run_id`` (the provenance id of a run) then selects one run.
+    """
+    if not _table_exists(store, EVALUATIONS_TABLE):
+        return pd.DataFrame()
+    t, _n = store.query_table(
+        EVALUATIONS_TABLE,
+        jurisdiction_field="unit_id" if jurisdictions is not None else None,
+        jurisdictions=list(jurisdictions) if jurisdictions is not None else None,
+    )
+    if run_id is not None and len(t):
+        t = t[t["provenance_id"].astype(str) == str(run_id)]
+    return t.reset_index(drop=True)
+
+
+def _status_counts(t: pd.DataFrame) -> dict[str, int]:
+    from yizhangtu.indicators import STATUSES
+
+    counts = t["status"].astype(str).value_counts().to_dict()
+    out = {s: int(counts.get(s, 0)) for s in STATUSES}
+    out.update({str(k): int(v) for k, v in counts.items() if k not in out})
+    return out
+
+
+def _run_summary(t: pd.DataFrame) -> dict[str, Any]:
+    first = t.iloc[0]
+    agg = t["is_aggregate"].astype(bool)
+    rid = str(first["provenance_id"])
+    return {
+        "run_id": rid,
+        "year": int(first["year"]),
+        "level": str(first["level"]),
+        "level_label": LEVELS.get(str(first["level"]), str(first["level"])),
+        "area_code": str(first["area_code"]),
+        "area_name": str(first["area_name"]),
+        "catalogue_id": str(first["catalogue_id"]),
+        "evaluated_at": str(first["evaluated_at"]),
+        "synthetic": bool(t["synthetic"].astype(bool).any()),
+        "units": int(t["unit_id"].nunique()),
+        "includes_aggregate": bool(agg.any()),
+        "indicators": int(t["indicator"].nunique()),
+        "computable_indicators": int(t.loc[t["status"] != "无法计算", "indicator"].nunique()),
+        "rows": len(t),
+        "status_counts": _status_counts(t),
+        "url": f"/api/indicators/runs/{rid}",
+    }
+
+
+def list_runs(
+    store: Store,
+    *,
+    jurisdictions: Sequence[str] | None,
+    year: int | None = None,
+    level: str | None = None,
+    area: str | None = None,
+) -> list[dict[str, Any]]:
+    """List the stored runs with at least one unit inside ``jurisdictions``, newest first.
+
+    Counts (units, rows, statuses) are of the rows inside the jurisdictions. A run evaluated
+    again for the same area, level, year and catalogue replaces the earlier one.
+    """
+    t = query_evaluations(store, jurisdictions=jurisdictions)
+    if t.empty:
+        return []
+    if year is not None:
+        t = t[pd.to_numeric(t["year"]).astype(int) == int(year)]
+    if level is not None:
+        t = t[t["level"].astype(str) == level]
+    if area is not None:
+        t = t[(t["area_name"].astype(str) == area) | (t["area_code"].astype(str) == area)]
+    runs = [_run_summary(g) for _rid, g in t.groupby("provenance_id", sort=False)]
+    return sorted(runs, key=lambda r: (r["evaluated_at"], r["run_id"]), reverse=True)
+
+
+def _visible_run(store: Store, run_id: str, jurisdictions: Sequence[str] | None) -> pd.DataFrame:
+    t = query_evaluations(store, jurisdictions=jurisdictions, run_id=run_id)
+    if t.empty:
+        raise NotFoundError(
+            f"评估结果不存在或没有你辖区内的单元: {run_id}",
+            key="run_not_found",
+            field="run_id",
+            hint="GET /api/indicators/runs 列出可见的评估; 同一单元、层级、年份与目录重新评估后, "
+            "旧结果被替换",
+        )
+    return t
+
+
+def run_result(
+    store: Store,
+    run_id: str,
+    *,
+    jurisdictions: Sequence[str] | None,
+    indicator: str | None = None,
+    unit_id: str | None = None,
+    status: str | None = None,
+    dimension: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Return the rows of a stored run inside ``jurisdictions`` (value, target, status).
+
+    Raises
+    ------
+    NotFoundError
+        When the run does not exist or has no unit inside the jurisdictions.
+    """
+    t = _visible_run(store, run_id, jurisdictions)
+    summary = _run_summary(t)
+    if indicator is not None:
+        t = t[t["indicator"].astype(str) == indicator]
+    if unit_id is not None:
+        t = t[t["unit_id"].astype(str) == unit_id]
+    if status is not None:
+        t = t[(t["status"].astype(str) == status) | (t["status_key"].astype(str) == status)]
+    if dimension is not None:
+        t = t[t["dimension"].astype(str) == dimension]
+    total = len(t)
+    page = t.iloc[offset : (offset + limit) if limit is not None else None]
+    cols = [c for c in page.columns if c not in _RUN_COLUMNS]
+    records = page[cols].astype(object).where(page[cols].notna(), None).to_dict(orient="records")
+    return {
+        "run": summary,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "rows": records,
+    }
+
+
+def run_provenance(
+    store: Store, run_id: str, *, jurisdictions: Sequence[str] | None
+) -> dict[str, Any]:
+    """Return the provenance chain of a visible stored run, with the report-appendix rows."""
+    t = _visible_run(store, run_id, jurisdictions)
+    chain = explain_chain(store, run_id)
+    return {
+        "run": _run_summary(t),
+        "record": chain["record"],
+        "inputs": chain["inputs"],
+        "appendix": provenance_rows(store, run_id),
+    }
+
+
+_GDAL_RETRIES = (0.2, 0.5, 1.0)
+_T = TypeVar("_T")
+
+
+def _retry_gdal_reads(store: Store, call: Callable[[], _T]) -> _T:
+    """Run ``call`` again when a GDAL read of a GeoPackage workspace fails transiently.
+
+    GDAL opens the GeoPackage read-only beside the store's own SQLite connection; while another
+    connection commits (job state, provenance, a ledger table) such a read can fail ("attempt to
+    write a readonly database"). Only read-only calls, or calls whose reads all come before
+    their first write (:func:`evaluate_workspace`), are wrapped, so a retry repeats no write.
+    """
+    import logging
+    import time
+
+    import pyogrio.errors
+
+    for delay in (*_GDAL_RETRIES, None):
+        try:
+            return call()
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            if delay is None or store.sql_dialect != "sqlite":
+                raise
+            logging.getLogger("yizhangtu.indicators").warning(
+                "GeoPackage read failed (%s); retrying in %.1f s", exc, delay
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def area_code(store: Store, unit: str, *, layer: str | None = None) -> tuple[str, str]:
+    """Return the code and name of a named unit (as :func:`resolve_area`, GDAL reads retried)."""
+    code, name, _layer = _retry_gdal_reads(store, lambda: resolve_area(store, unit, layer=layer))
+    return code, name
+
+
+def check_evaluation(store: Store, scope: Any, params: Mapping[str, Any]) -> tuple[str, str]:
+    """Validate an evaluation request and the caller's right to write it; returns (code, name).
+
+    The evaluated area must lie inside the caller's jurisdiction (``scope.require_covers``):
+    its rows (the area and its streets) are written to the ledger. Catalogues must be
+    packaged ids; named layers must exist.
+    """
+    return _retry_gdal_reads(store, lambda: _check_evaluation(store, scope, params))
+
+
+def _check_evaluation(store: Store, scope: Any, params: Mapping[str, Any]) -> tuple[str, str]:
+    level = str(params.get("level") or "street")
+    if level not in LEVELS:
+        raise InputError(
+            f"未知的单元层级: {level}",
+            key="bad_level",
+            field="level",
+            hint="可选: " + ", ".join(LEVELS),
+        )
+    _catalogue_ids(params.get("catalogues"))
+    for key in ("survey", "units_layer", "district_layer"):
+        if params.get(key):
+            store.layer(str(params[key]))
+    area = _resolve_area(store, str(params["unit"]), layer=params.get("district_layer") or None)
+    code, name = area.code, area.name
+    scope.require_covers(code, "评估单元")
+    if level == "street":  # the streets must be there before a job is queued
+        _street_units(store, area, params.get("units_layer") or None)
+    pick = params.get("map_indicator")
+    if pick:
+        cat, _notes, _cats = _catalogue(_catalogue_ids(params.get("catalogues")), name)
+        if str(pick) not in {i.id for i in cat}:
+            raise InputError(
+                f"专题图指标 {pick} 不在所选指标目录中",
+                key="indicator_not_found",
+                field="map_indicator",
+                hint="用 GET /api/indicators/catalogues/{目录} 查看指标编码",
+            )
+    return code, name
+
+
+def _evaluate_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "year": int(params["year"]),
+        "unit": str(params["unit"]),
+        "level": str(params.get("level") or "street"),
+        "catalogues": _catalogue_ids(params.get("catalogues")),
+        "history_years": params.get("history_years"),
+        "survey": params.get("survey"),
+    }
+    for key in ("units_layer", "district_layer", "min_coverage"):
+        if params.get(key) is not None:
+            kw[key] = params[key]
+    return kw
+
+
+def _evaluation_lock(uri: str) -> Any:
+    """Return the lock serialising evaluations (and GeoPackage writers) of a workspace.
+
+    On a GeoPackage it is the workspace write lock; on PostGIS a lock of the evaluation
+    ledger, so two jobs never interleave their read-modify-write of the ledger table.
+    """
+    from yizhangtu.services.jobs import write_lock
+
+    if uri.startswith(("postgresql://", "postgres://")):
+        return write_lock(f"{uri}#{EVALUATIONS_TABLE}")
+    return write_lock(uri)
+
+
+def _run_json(run: IndicatorRun, saved: bool) -> dict[str, Any]:
+    out = run.summary() | {"run_id": run.provenance_id, "saved": saved}
+    if saved:
+        out["run_url"] = f"/api/indicators/runs/{run.provenance_id}"
+    out["provenance_url"] = f"/api/provenance/{run.provenance_id}"
+    return out
+
+
+def evaluate_job(
+    uri: str, scope: Any, params: Mapping[str, Any]
+) -> Callable[[Callable[[float, str], None]], dict[str, Any]]:
+    """Make a job running :func:`evaluate_workspace` (persisted, with provenance) for ``scope``.
+
+    The job opens its own workspace connection, re-checks :func:`check_evaluation` and holds
+    :func:`_evaluation_lock` while it evaluates and writes.
+    """
+    params = dict(params)
+
+    def run(progress: Callable[[float, str], None]) -> dict[str, Any]:
+        from yizhangtu.services.jobs import open_worker_store
+
+        progress(0.02, "等待其他评估或导入完成")
+        with _evaluation_lock(uri):
+            store = open_worker_store(uri)
+            try:
+                progress(0.05, "检查评估单元")
+                check_evaluation(store, scope, params)
+                progress(0.1, "读取指标输入, 计算并评估")
+                res = _retry_gdal_reads(
+                    store,
+                    lambda: evaluate_workspace(
+                        store, actor=str(scope.username), persist=True, **_evaluate_kwargs(params)
+                    ),
+                )
+            finally:
+                store.close()
+        progress(0.99, "已保存评估结果")
+        out = _run_json(res, True)
+        return out | {"url": out["run_url"]}
+
+    return run
+
+
+def health_check_report_job(
+    uri: str, scope: Any, reports_dir: Path, params: Mapping[str, Any]
+) -> Callable[[Callable[[float, str], None]], dict[str, Any]]:
+    """Make a job writing the city health check report of ``params`` into ``reports_dir``.
+
+    Evaluates as :func:`evaluate_job` (saved unless ``params['save']`` is false), then writes
+    the report (``format``: html, pdf or xlsx; ``xlsx=True`` adds the Excel table beside an
+    html/pdf report). Each file is written under a hidden temporary name, its sidecar written
+    with :func:`yizhangtu.services.jobs.write_report_meta` (creator and jurisdiction of
+    ``scope``), then renamed into place.
+    """
+    import uuid
+
+    params = dict(params)
+    fmt = str(params.get("format") or "html")
+    if fmt not in ("html", "pdf", "xlsx"):
+        raise InputError(
+            f"不支持的报告格式: {fmt}",
+            key="report_format",
+            field="format",
+            hint="html、pdf 或 xlsx",
+        )
+    save = bool(params.get("save", True))
+
+    def run(progress: Callable[[float, str], None]) -> dict[str, Any]:
+        from yizhangtu.services.jobs import open_worker_store, write_report_meta
+
+        progress(0.02, "等待其他评估或导入完成")
+        store = open_worker_store(uri)
+        try:
+            with _evaluation_lock(uri):
+                progress(0.05, "检查评估单元")
+                check_evaluation(store, scope, params)
+                progress(0.1, "读取指标输入, 计算并评估")
+                res = _retry_gdal_reads(
+                    store,
+                    lambda: evaluate_workspace(
+                        store, actor=str(scope.username), persist=save, **_evaluate_kwargs(params)
+                    ),
+                )
+            synthetic = bool(res.evaluation.synthetic)
+            title = f"{res.area_name}{res.year}年城市体检评估报告" + (
+                " (合成数据)" if synthetic else ""
+            )
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+            stem = f"health_check_{res.area_code}_{res.year}_{stamp}_{uuid.uuid4().hex[:6]}"
+            reports_dir.mkdir(parents=True, exist_ok=True)
+            wanted = [fmt] + (["xlsx"] if params.get("xlsx") and fmt != "xlsx" else [])
+            files = []
+            for i, ext in enumerate(wanted):
+                final = reports_dir / f"{stem}.{ext}"
+                tmp = final.with_name(f".{final.name}.tmp.{ext}")
+                progress(0.6 + 0.3 * i / len(wanted), f"写出报告 ({ext})")
+                try:
+                    if ext == "xlsx":
+                        export_run_xlsx(res, tmp)
+                    else:
+                        render_run_report(
+                            store,
+                            res,
+                            tmp,
+                            format="pdf" if ext == "pdf" else "html",
+                            map_indicator=params.get("map_indicator"),
+                        )
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                write_report_meta(
+                    final,
+                    kind="health_check",
+                    title=title if ext == fmt else f"{title} (评估结果表)",
+                    scope=scope,
+                    synthetic=synthetic,
+                    extra={
+                        "provenance_id": res.provenance_id,
+                        "unit_code": res.area_code,
+                        "year": res.year,
+                        "level": res.level,
+                        "format": ext,
+                    },
+                )
+                tmp.replace(final)
+                files.append(
+                    {
+                        "report": final.name,
+                        "url": f"/api/reports/{final.name}",
+                        "bytes": final.stat().st_size,
+                        "format": ext,
+                    }
+                )
+        finally:
+            store.close()
+        return files[0] | {"title": title, "files": files} | _run_json(res, save)
+
+    return run
