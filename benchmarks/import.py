@@ -35,7 +35,9 @@ def source_file(n: int) -> Path:
 
     from yizhangtu.demo.synthetic import default_shared_dir, generate_benchmark
 
-    units = gpd.read_file(default_shared_dir() / "data" / "boundaries" / "beijing_subdistricts_wgs84.geojson")
+    units = gpd.read_file(
+        default_shared_dir() / "data" / "boundaries" / "beijing_subdistricts_wgs84.geojson"
+    )
     t = time.perf_counter()
     survey, _ = generate_benchmark(n, seed=1, units=units)
     print(f"  generated {len(survey):,} synthetic parcels in {time.perf_counter() - t:.1f}s")
@@ -72,7 +74,9 @@ def pg_dsn() -> str:
     dsn = os.environ.get("YIZHANGTU_BENCH_PG_DSN")
     if dsn:
         return dsn
-    return subprocess.check_output(["bash", str(ROOT / "scripts" / "pg-cluster.sh"), "start"], text=True).strip()
+    return subprocess.check_output(
+        ["bash", str(ROOT / "scripts" / "pg-cluster.sh"), "start"], text=True
+    ).strip()
 
 
 def fresh_pg_db(dsn: str) -> str:
@@ -115,9 +119,38 @@ def main() -> None:
             else:
                 dsn = pg_dsn()
                 ws = fresh_pg_db(dsn)
-                base_cmd = ["ogr2ogr", "-f", "PostgreSQL", "PG:" + ws.replace("postgresql://", "postgresql://"), str(src), "-nln", "baseline", "-lco", "SPATIAL_INDEX=GIST"]
+                base_cmd = [
+                    "ogr2ogr",
+                    "-f",
+                    "PostgreSQL",
+                    "PG:" + ws.replace("postgresql://", "postgresql://"),
+                    str(src),
+                    "-nln",
+                    "baseline",
+                    "-lco",
+                    "SPATIAL_INDEX=GIST",
+                ]
             env = os.environ | {"YIZHANGTU_WORKSPACE": ws}
-            cmd = [*yz, "import", str(src), "--layer", "survey", "--kind", "survey", "--snapshot", "2020", "--code-field", "DLBM", "--code-system", "sandiao", "--id-field", "BSM", "--no-offset-check", "--allow-qc-errors", "--json"]
+            cmd = [
+                *yz,
+                "import",
+                str(src),
+                "--layer",
+                "survey",
+                "--kind",
+                "survey",
+                "--snapshot",
+                "2020",
+                "--code-field",
+                "DLBM",
+                "--code-system",
+                "sandiao",
+                "--id-field",
+                "BSM",
+                "--no-offset-check",
+                "--allow-qc-errors",
+                "--json",
+            ]
             t_ours, rss_ours = timed(cmd, env)
             if shutil.which("ogr2ogr"):
                 t_base, rss_base = timed(base_cmd)
@@ -127,12 +160,17 @@ def main() -> None:
                 drop_pg_db(ws)
             rows.append((n, backend, count, t_ours, rss_ours, t_base, rss_base))
             print(
-                f"n={count:>9,} {backend:8s} ours {t_ours:7.1f}s {count / t_ours:9,.0f} features/s peak RSS {rss_ours:7.0f} MB | "
-                f"ogr2ogr {t_base:6.1f}s {count / t_base:9,.0f} f/s RSS {rss_base:5.0f} MB | ours/ogr2ogr time {t_ours / t_base:5.2f}"
+                f"n={count:>9,} {backend:8s} ours {t_ours:7.1f}s {count / t_ours:9,.0f} features/s "
+                f"peak RSS {rss_ours:7.0f} MB | "
+                f"ogr2ogr {t_base:6.1f}s {count / t_base:9,.0f} f/s RSS {rss_base:5.0f} MB | "
+                f"ours/ogr2ogr time {t_ours / t_base:5.2f}"
             )
     print("\nsummary (ours includes QC, content hashing, reprojection, catalogue + audit):")
-    for n, backend, count, t, rss, tb, _ in rows:
-        print(f"  {backend:8s} {count:>9,}: {count / t:9,.0f} features/s, peak RSS {rss:,.0f} MB, ratio to ogr2ogr {t / tb:.2f}")
+    for _n, backend, count, t, rss, tb, _ in rows:
+        print(
+            f"  {backend:8s} {count:>9,}: {count / t:9,.0f} features/s, peak RSS {rss:,.0f} MB, "
+            f"ratio to ogr2ogr {t / tb:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""The demo workspace, built once from the real shared data: what the README's main command makes."""
+"""The demo workspace, built once from the real shared data.
+
+It is what the README's main command makes.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path):
     from yizhangtu.services.demo import build_demo
 
     out = tmp_path_factory.mktemp("demo")
-    ctx = build_demo(out, shared=shared_dir, settings=get_settings(actor="demo-test"), log=lambda m: None)
+    ctx = build_demo(
+        out, shared=shared_dir, settings=get_settings(actor="demo-test"), log=lambda m: None
+    )
     return ctx
 
 
@@ -33,7 +38,14 @@ def test_demo_builds_real_boundaries_and_labelled_synthetic_survey(demo):
         assert len(st.read_layer("dongguan_towns")) == 33
         survey = layers["survey"]
         assert survey.synthetic and "合成" in (survey.title or "")
-        assert [s.label for s in st.snapshots("survey")] == ["2017", "2018", "2019", "2020", "2021", "2022"]
+        assert [s.label for s in st.snapshots("survey")] == [
+            "2017",
+            "2018",
+            "2019",
+            "2020",
+            "2021",
+            "2022",
+        ]
         assert not layers["chaoyang_streets"].synthetic
         assert set(st.table_names()) >= {"census2020", "census2010", "census_city"}
         assert st.audit_verify().ok
@@ -45,7 +57,9 @@ def test_ogrinfo_lists_every_demo_layer_with_crs_and_count(demo):
     if shutil.which("ogrinfo") is None:
         pytest.fail("ogrinfo (gdal-bin) is required: scripts/setup-system.sh installs it")
     ws = demo.extras["workspace"]
-    out = subprocess.run(["ogrinfo", "-ro", "-so", "-al", ws], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ogrinfo", "-ro", "-so", "-al", ws], capture_output=True, text=True, check=True
+    ).stdout
     blocks = {b.split("\n", 1)[0].strip(): b for b in out.split("Layer name: ")[1:]}
     with open_store(ws, create=False) as st:
         for li in st.layers():
@@ -56,7 +70,20 @@ def test_ogrinfo_lists_every_demo_layer_with_crs_and_count(demo):
 
 
 def test_demo_cli_layers_json(demo):
-    p = subprocess.run([sys.executable, "-m", "yizhangtu.cli.main", "--workspace", demo.extras["workspace"], "layers", "--json"], capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "yizhangtu.cli.main",
+            "--workspace",
+            demo.extras["workspace"],
+            "layers",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     data = json.loads(p.stdout)
     by = {x["name"]: x for x in data["layers"]}
     assert by["survey"]["feature_count"] > 10_000 and by["survey"]["synthetic"] is True
@@ -68,7 +95,15 @@ def test_demo_survey_reconciles_to_street_areas(demo):
 
     with open_store(demo.extras["workspace"], create=False) as st:
         for label in ("2020", "2021"):
-            res = area_table(st, "survey", by="chaoyang_streets", snapshot=label, group="level1", unit="m2", settings=get_settings(actor="t"))
+            res = area_table(
+                st,
+                "survey",
+                by="chaoyang_streets",
+                snapshot=label,
+                group="level1",
+                unit="m2",
+                settings=get_settings(actor="t"),
+            )
             units = res["totals"]["units"]
             assert len(units) == 43
             for u in units:
@@ -89,8 +124,21 @@ def test_demo_reduction_ledger_matches_the_reported_order_of_magnitude(demo):
     assert fig["rebuild_alerts"] >= 1
     ws = demo.extras["workspace"]
     p = subprocess.run(
-        [sys.executable, "-m", "yizhangtu.cli.main", "--workspace", ws, "reduction", "progress", "--by", "township", "--json"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "yizhangtu.cli.main",
+            "--workspace",
+            ws,
+            "reduction",
+            "progress",
+            "--by",
+            "township",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     data = json.loads(p.stdout)
     rows = data["rows"]
@@ -111,7 +159,11 @@ def test_demo_creates_one_user_per_role_who_can_log_in(demo):
     from yizhangtu.services.auth import ROLES
     from yizhangtu.services.users import authenticate, list_users
 
-    lines = [l.split() for l in Path(demo.extras["users_file"]).read_text(encoding="utf-8").splitlines() if not l.startswith("#")]
+    lines = [
+        line.split()
+        for line in Path(demo.extras["users_file"]).read_text(encoding="utf-8").splitlines()
+        if not line.startswith("#")
+    ]
     assert Path(demo.extras["users_file"]).stat().st_mode & 0o077 == 0
     with open_store(demo.extras["workspace"], create=False) as st:
         users = {u.username: u for u in list_users(st)}

@@ -413,7 +413,9 @@ def test_evolve_rebuild_on_last_years_plot_leaves_no_slivers(survey, units) -> N
     cons = construction_mask(survey["DLBM"])
     big = survey[cons].sort_values("TBMJ", ascending=False).iloc[:60:3]
     inset = big.geometry.to_crs(4527).buffer(-1.0, join_style="mitre").to_crs(4490)
-    plots = gpd.GeoDataFrame({"scenario": ["reduced"] * len(inset)}, geometry=inset.to_numpy(), crs=4490)
+    plots = gpd.GeoDataFrame(
+        {"scenario": ["reduced"] * len(inset)}, geometry=inset.to_numpy(), crs=4490
+    )
     plots = plots[
         [all(not a.intersects(b) for b in plots.geometry[:i]) for i, a in enumerate(plots.geometry)]
     ]

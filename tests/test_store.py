@@ -21,18 +21,29 @@ def streets(chaoyang_path) -> gpd.GeoDataFrame:
 
 
 def _spec(name: str = "streets", **kw) -> LayerSpec:
-    return LayerSpec(name=name, kind=kw.pop("kind", "boundary"), title=kw.pop("title", "朝阳区街乡"), **kw)
+    return LayerSpec(
+        name=name, kind=kw.pop("kind", "boundary"), title=kw.pop("title", "朝阳区街乡"), **kw
+    )
 
 
 def test_snapshot_roundtrip_preserves_features_and_chinese(store: Store, streets):
-    snap = store.write_snapshot(_spec(), [streets.iloc[:20], streets.iloc[20:]], label="2023", actor="tester", source_file="a.geojson", source_hash="abc")
+    snap = store.write_snapshot(
+        _spec(),
+        [streets.iloc[:20], streets.iloc[20:]],
+        label="2023",
+        actor="tester",
+        source_file="a.geojson",
+        source_hash="abc",
+    )
     assert snap.feature_count == 43
     assert snap.crs == "EPSG:4490"
     back = store.read_layer("streets")
     assert len(back) == 43
     assert sorted(back["name"]) == sorted(streets["name"])
     assert "朝外街道" in set(back["name"])
-    np.testing.assert_allclose(ellipsoidal_area(back.geometry), geodesic_area(streets.geometry), rtol=1e-4)
+    np.testing.assert_allclose(
+        ellipsoidal_area(back.geometry), geodesic_area(streets.geometry), rtol=1e-4
+    )
     assert store.verify_snapshot("streets")
 
 
@@ -95,7 +106,14 @@ def test_bad_layer_names():
 
 
 def test_tables_roundtrip_and_hash(store: Store):
-    df = pd.DataFrame({"unit": ["东坝", "金盏"], "target_km2": [1.5, 2.0], "year": [2021, 2021], "ok": [True, False]})
+    df = pd.DataFrame(
+        {
+            "unit": ["东坝", "金盏"],
+            "target_km2": [1.5, 2.0],
+            "year": [2021, 2021],
+            "ok": [True, False],
+        }
+    )
     h = store.write_table("targets", df, actor="t")
     back = store.read_table("targets")
     pd.testing.assert_frame_equal(back, df, check_dtype=False)
@@ -107,15 +125,33 @@ def test_tables_roundtrip_and_hash(store: Store):
 
 
 def test_records_optimistic_locking(store: Store):
-    r1 = store.put_record("renewal_unit", "U1", {"stage": "前期工作"}, expected_version=None, actor="alice", jurisdiction="441900101")
+    r1 = store.put_record(
+        "renewal_unit",
+        "U1",
+        {"stage": "前期工作"},
+        expected_version=None,
+        actor="alice",
+        jurisdiction="441900101",
+    )
     assert r1.version == 1
-    r2 = store.put_record("renewal_unit", "U1", {"stage": "确认主体"}, expected_version=1, actor="alice")
+    r2 = store.put_record(
+        "renewal_unit", "U1", {"stage": "确认主体"}, expected_version=1, actor="alice"
+    )
     assert r2.version == 2 and r2.jurisdiction == "441900101"
     with pytest.raises(ConflictError) as e:
         store.put_record("renewal_unit", "U1", {"stage": "撤回"}, expected_version=1, actor="bob")
     assert e.value.data["updated_by"] == "alice" and e.value.data["current"]["stage"] == "确认主体"
-    store.put_record("renewal_unit", "U2", {"stage": "前期工作"}, expected_version=None, actor="a", jurisdiction="441900102")
-    assert [r.key for r in store.list_records("renewal_unit", jurisdictions=["441900102"])] == ["U2"]
+    store.put_record(
+        "renewal_unit",
+        "U2",
+        {"stage": "前期工作"},
+        expected_version=None,
+        actor="a",
+        jurisdiction="441900102",
+    )
+    assert [r.key for r in store.list_records("renewal_unit", jurisdictions=["441900102"])] == [
+        "U2"
+    ]
     assert store.list_records("renewal_unit", jurisdictions=[]) == []
     assert len(store.list_records("renewal_unit")) == 2
 
@@ -145,8 +181,22 @@ def test_audit_detects_truncated_tail(store: Store, streets):
 
 
 def test_provenance_roundtrip_and_explain(store: Store, streets):
-    snap = store.write_snapshot(_spec(), [streets], label="2020", actor="t", source_file="streets.geojson", source_hash="sha256:f00")
-    rec = make_provenance("area_table", inputs=[snapshot_ref(snap)], params={"unit": "km2"}, policy={"id": "p", "version": "1", "hash": "h"}, result={"x": 1}, actor="t")
+    snap = store.write_snapshot(
+        _spec(),
+        [streets],
+        label="2020",
+        actor="t",
+        source_file="streets.geojson",
+        source_hash="sha256:f00",
+    )
+    rec = make_provenance(
+        "area_table",
+        inputs=[snapshot_ref(snap)],
+        params={"unit": "km2"},
+        policy={"id": "p", "version": "1", "hash": "h"},
+        result={"x": 1},
+        actor="t",
+    )
     assert store.save_provenance(rec) == rec.id
     assert store.save_provenance(rec) == rec.id  # idempotent
     back = store.get_provenance(rec.id)
@@ -170,9 +220,13 @@ def test_delete_and_update_layer(store: Store, streets):
 
 def test_promote_mixed_polygons_to_multi(store: Store):
     a = shapely.box(116.40, 39.90, 116.41, 39.91)
-    b = shapely.MultiPolygon([shapely.box(116.42, 39.90, 116.43, 39.91), shapely.box(116.44, 39.90, 116.45, 39.91)])
+    b = shapely.MultiPolygon(
+        [shapely.box(116.42, 39.90, 116.43, 39.91), shapely.box(116.44, 39.90, 116.45, 39.91)]
+    )
     gdf = gpd.GeoDataFrame({"n": [1, 2]}, geometry=[a, b], crs=4490)
-    snap = store.write_snapshot(_spec("mixed", kind="other"), [gdf], label="1", actor="t", geometry_type="MultiPolygon")
+    snap = store.write_snapshot(
+        _spec("mixed", kind="other"), [gdf], label="1", actor="t", geometry_type="MultiPolygon"
+    )
     back = store.read_layer("mixed")
     assert set(back.geom_type) == {"MultiPolygon"}
     assert snap.geometry_type == "MultiPolygon"

@@ -33,7 +33,7 @@ class DiffResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, unit: str = "m2") -> dict[str, Any]:
-        """Counts and areas per change type, in ``unit``."""
+        """Return the counts and areas per change type, in ``unit``."""
         return {
             "match_on": self.match_on,
             "unchanged": self.unchanged,
@@ -48,7 +48,13 @@ def _attr_cols(df: pd.DataFrame, skip: set[str]) -> list[str]:
     return [c for c in df.columns if c not in skip and c != df.geometry.name]
 
 
-def diff_frames(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, *, id_field: str | None = None, tolerance: float = 0.0) -> DiffResult:
+def diff_frames(
+    old: gpd.GeoDataFrame,
+    new: gpd.GeoDataFrame,
+    *,
+    id_field: str | None = None,
+    tolerance: float = 0.0,
+) -> DiffResult:
     """Compare two snapshots.
 
     Parameters
@@ -86,7 +92,9 @@ def diff_frames(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, *, id_field: str |
     ni = n_idx.loc[common].to_numpy()
     og = np.asarray(old.geometry.values, dtype=object)[oi]
     ng = np.asarray(new.geometry.values, dtype=object)[ni]
-    geom_changed = ~shapely.equals_exact(og, ng, tolerance=tolerance) if len(oi) else np.zeros(0, bool)
+    geom_changed = (
+        ~shapely.equals_exact(og, ng, tolerance=tolerance) if len(oi) else np.zeros(0, bool)
+    )
     cols = sorted(set(_attr_cols(old, {id_field or ""})) & set(_attr_cols(new, {id_field or ""})))
     changed_fields: list[list[str]] = [[] for _ in range(len(oi))]
     for c in cols:
@@ -110,19 +118,40 @@ def diff_frames(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, *, id_field: str |
     ch = geom_changed | attr_changed
     if ch.any():
         c = new.iloc[ni[ch]].copy()
-        kinds = np.where(geom_changed[ch] & attr_changed[ch], "geometry+attributes", np.where(geom_changed[ch], "geometry", "attributes"))
+        kinds = np.where(
+            geom_changed[ch] & attr_changed[ch],
+            "geometry+attributes",
+            np.where(geom_changed[ch], "geometry", "attributes"),
+        )
         c["change"] = kinds
         c["changed_fields"] = [",".join(f) for f, m in zip(changed_fields, ch, strict=True) if m]
         c["area_before_m2"] = ellipsoidal_area(gpd.GeoSeries(og[ch], crs=old.crs))
         parts.append(c)
     if parts:
-        feats = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=new.crs or old.crs)
+        feats = gpd.GeoDataFrame(
+            pd.concat(parts, ignore_index=True), geometry="geometry", crs=new.crs or old.crs
+        )
     else:
-        feats = gpd.GeoDataFrame({"change": [], "changed_fields": []}, geometry=gpd.GeoSeries([], crs=new.crs or old.crs), crs=new.crs or old.crs)
+        feats = gpd.GeoDataFrame(
+            {"change": [], "changed_fields": []},
+            geometry=gpd.GeoSeries([], crs=new.crs or old.crs),
+            crs=new.crs or old.crs,
+        )
     feats["area_m2"] = ellipsoidal_area(feats.geometry) if len(feats) else []
     if "area_before_m2" not in feats.columns:
         feats["area_before_m2"] = np.nan
-    feats.loc[feats["change"] == "removed", "area_before_m2"] = feats.loc[feats["change"] == "removed", "area_m2"]
-    counts = {k: int((feats["change"] == k).sum()) for k in ("added", "removed", "geometry", "attributes", "geometry+attributes")}
+    feats.loc[feats["change"] == "removed", "area_before_m2"] = feats.loc[
+        feats["change"] == "removed", "area_m2"
+    ]
+    counts = {
+        k: int((feats["change"] == k).sum())
+        for k in ("added", "removed", "geometry", "attributes", "geometry+attributes")
+    }
     areas = {k: float(feats.loc[feats["change"] == k, "area_m2"].sum()) for k in counts}
-    return DiffResult(features=feats, match_on=match_on, counts=counts, areas_m2=areas, unchanged=int(len(oi) - ch.sum()))
+    return DiffResult(
+        features=feats,
+        match_on=match_on,
+        counts=counts,
+        areas_m2=areas,
+        unchanged=int(len(oi) - ch.sum()),
+    )

@@ -13,7 +13,15 @@ from rich.table import Table
 from yizhangtu.settings import Settings, get_settings
 from yizhangtu.store import Store, open_store
 
-__all__ = ["JSON_OPT", "console", "err_console", "emit_json", "open_workspace", "settings_from", "table"]
+__all__ = [
+    "JSON_OPT",
+    "console",
+    "emit_json",
+    "err_console",
+    "open_workspace",
+    "settings_from",
+    "table",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,7 +30,7 @@ JSON_OPT = typer.Option(False, "--json", help="输出机器可读的 JSON")
 
 
 def settings_from(ctx: typer.Context | None) -> Settings:
-    """Settings with the ``--workspace`` given on the command line, if any."""
+    """Return the settings, with the ``--workspace`` given on the command line if any."""
     ws = None
     if ctx is not None and ctx.obj:
         ws = ctx.obj.get("workspace")
@@ -30,7 +38,10 @@ def settings_from(ctx: typer.Context | None) -> Settings:
 
 
 def open_workspace(ctx: typer.Context | None, *, create: bool = False) -> Store:
-    """Open the workspace named by ``--workspace`` / ``YIZHANGTU_WORKSPACE`` / ``yizhangtu.gpkg``."""
+    """Open the workspace named by ``--workspace``, ``YIZHANGTU_WORKSPACE`` or the default.
+
+    The default is ``yizhangtu.gpkg``.
+    """
     return open_store(settings_from(ctx).workspace, create=create)
 
 
@@ -41,7 +52,7 @@ def emit_json(obj: Any) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    """A Rich table with Chinese headers."""
+    """Build a Rich table with Chinese headers."""
     t = Table(title=title, show_lines=False)
     for c in columns:
         t.add_column(c)

@@ -30,8 +30,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    workspace: str = typer.Option(None, "--workspace", "-w", help="工作空间: .gpkg 路径或 postgresql:// (默认 YIZHANGTU_WORKSPACE 或 ./yizhangtu.gpkg)"),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="显示版本"),
+    workspace: str = typer.Option(
+        None,
+        "--workspace",
+        "-w",
+        help="工作空间: .gpkg 路径或 postgresql:// (默认 YIZHANGTU_WORKSPACE 或 ./yizhangtu.gpkg)",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="显示版本"
+    ),
 ) -> None:
     ctx.obj = {"workspace": workspace}
 
@@ -89,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(rc)
     except YizhangtuError as exc:
         if _wants_json(args):
-            sys.stdout.write(json.dumps(exc.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n")
+            sys.stdout.write(
+                json.dumps(exc.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n"
+            )
         from yizhangtu.cli._common import err_console
 
         err_console.print(f"[red]错误[/] [{exc.key}] {exc}", highlight=False)

@@ -19,7 +19,9 @@ def _parse_mapping(items: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items or []:
         if "=" not in item:
-            raise InputError(f"字段映射格式应为 源字段=目标字段: {item}", key="bad_field_map", field="--map")
+            raise InputError(
+                f"字段映射格式应为 源字段=目标字段: {item}", key="bad_field_map", field="--map"
+            )
         a, b = item.split("=", 1)
         out[a.strip()] = b.strip()
     return out
@@ -28,79 +30,144 @@ def _parse_mapping(items: list[str] | None) -> dict[str, str]:
 def register(app: typer.Typer) -> None:
     """Add the store commands to ``app``."""
 
-    @app.command("init")
-    def init(ctx: typer.Context, path: str = typer.Argument(None, help="工作空间路径 (.gpkg) 或 postgresql:// 连接串"), json_out: bool = JSON_OPT) -> None:
-        """创建工作空间。"""
+    # Chinese help goes in help= (shown verbatim, full stop included); docstrings stay English.
+    @app.command("init", help="创建工作空间。")
+    def init(
+        ctx: typer.Context,
+        path: str = typer.Argument(None, help="工作空间路径 (.gpkg) 或 postgresql:// 连接串"),
+        json_out: bool = JSON_OPT,
+    ) -> None:
+        """Create the workspace."""
         uri = path or settings_from(ctx).workspace
         with open_store(uri, create=True) as st:
             res = {"workspace": st.uri, "backend": st.backend, "layers": len(st.layers())}
         if json_out:
             emit_json(res)
         else:
-            console.print(f"[green]工作空间已就绪[/] {res['workspace']} ({res['backend']}, {res['layers']} 个图层)")
+            console.print(
+                f"[green]工作空间已就绪[/] {res['workspace']} "
+                f"({res['backend']}, {res['layers']} 个图层)"
+            )
 
-    @app.command("import")
+    @app.command(
+        "import", help="导入文件为图层的新快照 (读取、质检、规范化、入库, 全部成功才生效)。"
+    )
     def import_(
         ctx: typer.Context,
         file: Path = typer.Argument(..., help="要导入的文件 (shp/zip/gpkg/geojson/kml/csv/xlsx …)"),
         layer: str = typer.Option(..., "--layer", "-l", help="图层名 (小写英文, 如 survey)"),
         kind: str = typer.Option("other", "--kind", help="图层类型: " + "/".join(LAYER_KINDS)),
-        snapshot: str = typer.Option(None, "--snapshot", "-s", help="快照标签, 如 2020; 默认今天的日期"),
+        snapshot: str = typer.Option(
+            None, "--snapshot", "-s", help="快照标签, 如 2020; 默认今天的日期"
+        ),
         title: str = typer.Option(None, "--title", help="中文名称"),
         description: str = typer.Option(None, "--description", help="说明"),
         sublayer: str = typer.Option(None, "--sublayer", help="多图层文件中的子图层"),
         encoding: str = typer.Option(None, "--encoding", help="属性编码, 覆盖自动识别 (如 GBK)"),
         crs: str = typer.Option(None, "--crs", help="源坐标系, 覆盖文件声明或推断 (如 EPSG:4527)"),
         code_field: str = typer.Option(None, "--code-field", help="地类代码字段, 如 DLBM"),
-        code_system: str = typer.Option(None, "--code-system", help="代码体系: sandiao / gbt21010-2017 / landsea-2023"),
+        code_system: str = typer.Option(
+            None, "--code-system", help="代码体系: sandiao / gbt21010-2017 / landsea-2023"
+        ),
         id_field: str = typer.Option(None, "--id-field", help="要素唯一标识字段, 如 BSM"),
         x_field: str = typer.Option(None, "--x-field"),
         y_field: str = typer.Option(None, "--y-field"),
         wkt_field: str = typer.Option(None, "--wkt-field"),
         field_map: list[str] = typer.Option(None, "--map", help="字段映射 源=目标, 可多次"),
-        from_gcj02: bool = typer.Option(False, "--from-gcj02", help="源数据为 GCJ-02 (火星坐标), 转换为 CGCS2000"),
-        from_bd09: bool = typer.Option(False, "--from-bd09", help="源数据为 BD-09 (百度坐标), 转换为 CGCS2000"),
-        no_offset_check: bool = typer.Option(False, "--no-offset-check", help="跳过 GCJ-02/BD-09 偏移检测"),
+        from_gcj02: bool = typer.Option(
+            False, "--from-gcj02", help="源数据为 GCJ-02 (火星坐标), 转换为 CGCS2000"
+        ),
+        from_bd09: bool = typer.Option(
+            False, "--from-bd09", help="源数据为 BD-09 (百度坐标), 转换为 CGCS2000"
+        ),
+        no_offset_check: bool = typer.Option(
+            False, "--no-offset-check", help="跳过 GCJ-02/BD-09 偏移检测"
+        ),
         repair: bool = typer.Option(False, "--repair", help="用 make_valid 修复无效几何并逐条报告"),
-        allow_qc_errors: bool = typer.Option(False, "--allow-qc-errors", help="质检有错误仍导入 (记录在快照说明中)"),
+        allow_qc_errors: bool = typer.Option(
+            False, "--allow-qc-errors", help="质检有错误仍导入 (记录在快照说明中)"
+        ),
         synthetic: bool = typer.Option(False, "--synthetic", help="标记为合成数据"),
         qc_out: Path = typer.Option(None, "--qc-out", help="把质检问题要素写入此 GeoPackage"),
         json_out: bool = JSON_OPT,
     ) -> None:
-        """导入文件为图层的新快照 (读取、质检、规范化、入库, 全部成功才生效)。"""
+        """Import a file as a new snapshot of a layer."""
         from datetime import date
 
         from yizhangtu.services.layers import ImportOptions, import_file
 
         settings = settings_from(ctx)
         spec = LayerSpec(
-            name=layer, kind=kind, title=title, description=description, code_system=code_system,
-            code_field=code_field, id_field=id_field, field_mapping=_parse_mapping(field_map), synthetic=synthetic,
+            name=layer,
+            kind=kind,
+            title=title,
+            description=description,
+            code_system=code_system,
+            code_field=code_field,
+            id_field=id_field,
+            field_mapping=_parse_mapping(field_map),
+            synthetic=synthetic,
         )
         opts = ImportOptions(
-            sublayer=sublayer, encoding=encoding, crs=crs, x_field=x_field, y_field=y_field, wkt_field=wkt_field,
-            from_gcj02=from_gcj02, from_bd09=from_bd09, offset_check=not no_offset_check, repair=repair,
-            allow_qc_errors=allow_qc_errors, code_field=code_field, code_system=code_system, id_field=id_field,
+            sublayer=sublayer,
+            encoding=encoding,
+            crs=crs,
+            x_field=x_field,
+            y_field=y_field,
+            wkt_field=wkt_field,
+            from_gcj02=from_gcj02,
+            from_bd09=from_bd09,
+            offset_check=not no_offset_check,
+            repair=repair,
+            allow_qc_errors=allow_qc_errors,
+            code_field=code_field,
+            code_system=code_system,
+            id_field=id_field,
             field_mapping=_parse_mapping(field_map),
         )
         label = snapshot or date.today().isoformat()
         with open_store(settings.workspace, create=True) as st:
             if json_out:
-                res = import_file(st, file, spec, label=label, options=opts, settings=settings, qc_output=qc_out)
+                res = import_file(
+                    st, file, spec, label=label, options=opts, settings=settings, qc_output=qc_out
+                )
             else:
-                with Progress(TextColumn("[bold]导入 {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} 要素"), TimeElapsedColumn(), console=console, transient=True) as prog:
+                with Progress(
+                    TextColumn("[bold]导入 {task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.completed}/{task.total} 要素"),
+                    TimeElapsedColumn(),
+                    console=console,
+                    transient=True,
+                ) as prog:
                     task = prog.add_task(file.name, total=None)
 
                     def _p(n: int, total: int) -> None:
                         prog.update(task, completed=n, total=total)
 
-                    res = import_file(st, file, spec, label=label, options=opts, settings=settings, progress=_p, qc_output=qc_out)
+                    res = import_file(
+                        st,
+                        file,
+                        spec,
+                        label=label,
+                        options=opts,
+                        settings=settings,
+                        progress=_p,
+                        qc_output=qc_out,
+                    )
         if json_out:
             emit_json(res.to_dict())
             return
         r = res.read_report
-        console.print(f"[green]已导入[/] {file.name} → 图层 [bold]{layer}[/] 快照 [bold]{res.snapshot.label}[/] (#{res.snapshot.id}), {res.snapshot.feature_count} 个要素")
-        console.print(f"  编码: {r.encoding or '-'} ({r.encoding_source}); 源坐标系: {r.crs} ({r.crs_source}); 存储坐标系: {res.snapshot.crs}")
+        console.print(
+            f"[green]已导入[/] {file.name} → 图层 [bold]{layer}[/] "
+            f"快照 [bold]{res.snapshot.label}[/] (#{res.snapshot.id}), "
+            f"{res.snapshot.feature_count} 个要素"
+        )
+        console.print(
+            f"  编码: {r.encoding or '-'} ({r.encoding_source}); "
+            f"源坐标系: {r.crs} ({r.crs_source}); 存储坐标系: {res.snapshot.crs}"
+        )
         console.print(f"  内容哈希: {res.snapshot.content_hash}")
         for w in res.warnings:
             console.print(f"  [yellow]提示[/] {w}")
@@ -111,7 +178,7 @@ def register(app: typer.Typer) -> None:
 
             render_qc_report(res.qc_report, console)
 
-    @app.command("check")
+    @app.command("check", help="质检文件 (不导入)。发现错误时退出码为 2。")
     def check(
         ctx: typer.Context,
         file: Path = typer.Argument(...),
@@ -127,17 +194,30 @@ def register(app: typer.Typer) -> None:
         qc_out: Path = typer.Option(None, "--qc-out", help="把问题要素写入此 GeoPackage"),
         json_out: bool = JSON_OPT,
     ) -> None:
-        """质检文件 (不导入)。发现错误时退出码为 2。"""
+        """Quality-check a file without importing it; exit 2 on errors."""
         from yizhangtu.services.layers import ImportOptions, _write_qc_layer, check_file
 
-        opts = ImportOptions(sublayer=sublayer, encoding=encoding, crs=crs, code_field=code_field, code_system=code_system, id_field=id_field, from_gcj02=from_gcj02, from_bd09=from_bd09)
+        opts = ImportOptions(
+            sublayer=sublayer,
+            encoding=encoding,
+            crs=crs,
+            code_field=code_field,
+            code_system=code_system,
+            id_field=id_field,
+            from_gcj02=from_gcj02,
+            from_bd09=from_bd09,
+        )
         report, qc = check_file(file, kind=kind, options=opts, settings=settings_from(ctx))
         if qc_out is not None:
             _write_qc_layer(qc, report.crs, qc_out)
         if json_out:
             emit_json({"read": report.to_dict(), "qc": qc.to_dict()})
         else:
-            console.print(f"{file.name}: {report.feature_count} 个要素, 编码 {report.encoding or '-'} ({report.encoding_source}), 坐标系 {report.crs} ({report.crs_source})")
+            console.print(
+                f"{file.name}: {report.feature_count} 个要素, "
+                f"编码 {report.encoding or '-'} ({report.encoding_source}), "
+                f"坐标系 {report.crs} ({report.crs_source})"
+            )
             for w in report.warnings:
                 console.print(f"  [yellow]提示[/] {w}")
             from yizhangtu.cli.qc_render import render_qc_report
@@ -146,9 +226,9 @@ def register(app: typer.Typer) -> None:
         if not qc.ok:
             raise typer.Exit(2)
 
-    @app.command("layers")
+    @app.command("layers", help="列出图层。")
     def layers(ctx: typer.Context, json_out: bool = JSON_OPT) -> None:
-        """列出图层。"""
+        """List the layers."""
         from yizhangtu.services.layers import layer_summary
 
         with open_workspace(ctx) as st:
@@ -156,25 +236,77 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(summary)
             return
-        rows = [[li["name"], li["title"] or "", li["kind"], li["crs"], li["feature_count"], li["current_snapshot"], len(li["snapshots"]), "是" if li["synthetic"] else ""] for li in summary["layers"]]
-        console.print(table(f"图层 — {summary['workspace']}", ["图层", "名称", "类型", "坐标系", "要素数", "当前快照", "快照数", "合成数据"], rows))
+        rows = [
+            [
+                li["name"],
+                li["title"] or "",
+                li["kind"],
+                li["crs"],
+                li["feature_count"],
+                li["current_snapshot"],
+                len(li["snapshots"]),
+                "是" if li["synthetic"] else "",
+            ]
+            for li in summary["layers"]
+        ]
+        console.print(
+            table(
+                f"图层 — {summary['workspace']}",
+                ["图层", "名称", "类型", "坐标系", "要素数", "当前快照", "快照数", "合成数据"],
+                rows,
+            )
+        )
 
-    @app.command("info")
-    def info(ctx: typer.Context, layer: str = typer.Argument(...), json_out: bool = JSON_OPT) -> None:
-        """图层详情与快照。"""
+    @app.command("info", help="图层详情与快照。")
+    def info(
+        ctx: typer.Context, layer: str = typer.Argument(...), json_out: bool = JSON_OPT
+    ) -> None:
+        """Show a layer's details and snapshots."""
         with open_workspace(ctx) as st:
             li = st.layer(layer)
             snaps = st.snapshots(layer)
         if json_out:
             emit_json({"layer": li.to_dict(), "snapshots": [s.to_dict() for s in snaps]})
             return
-        console.print(f"[bold]{li.name}[/] {li.title or ''} 类型 {li.kind} 坐标系 {li.crs} 代码体系 {li.code_system or '-'}{' [合成数据]' if li.synthetic else ''}")
+        console.print(
+            f"[bold]{li.name}[/] {li.title or ''} 类型 {li.kind} 坐标系 {li.crs} "
+            f"代码体系 {li.code_system or '-'}{' [合成数据]' if li.synthetic else ''}"
+        )
         if li.description:
             console.print(li.description)
-        rows = [[s.id, s.label, s.obs_date, s.feature_count, s.source_file, (s.source_hash or "")[:12], s.content_hash[:19], s.created_by, s.created_at] for s in snaps]
-        console.print(table("快照", ["#", "标签", "观测日期", "要素数", "源文件", "源文件哈希", "内容哈希", "导入人", "时间"], rows))
+        rows = [
+            [
+                s.id,
+                s.label,
+                s.obs_date,
+                s.feature_count,
+                s.source_file,
+                (s.source_hash or "")[:12],
+                s.content_hash[:19],
+                s.created_by,
+                s.created_at,
+            ]
+            for s in snaps
+        ]
+        console.print(
+            table(
+                "快照",
+                [
+                    "#",
+                    "标签",
+                    "观测日期",
+                    "要素数",
+                    "源文件",
+                    "源文件哈希",
+                    "内容哈希",
+                    "导入人",
+                    "时间",
+                ],
+                rows,
+            )
+        )
 
-    @app.command("export")
+    @app.command("export", help="导出图层快照。Shapefile 以 GBK 编码并写 .cpg。")
     def export(
         ctx: typer.Context,
         layer: str = typer.Argument(...),
@@ -184,7 +316,7 @@ def register(app: typer.Typer) -> None:
         snapshot: str = typer.Option(None, "--snapshot"),
         json_out: bool = JSON_OPT,
     ) -> None:
-        """导出图层快照。Shapefile 以 GBK 编码并写 .cpg。"""
+        """Export a layer snapshot."""
         from yizhangtu.services.layers import export_layer
 
         with open_workspace(ctx) as st:
@@ -196,7 +328,7 @@ def register(app: typer.Typer) -> None:
             for a, b in res.get("renamed_fields", {}).items():
                 console.print(f"  [yellow]字段改名[/] {a} → {b} (Shapefile 字段名限 10 字节)")
 
-    @app.command("diff")
+    @app.command("diff", help="比较两个快照: 新增、删除、变化图斑及面积。")
     def diff(
         ctx: typer.Context,
         layer: str = typer.Argument(...),
@@ -206,7 +338,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(None, "-o", "--output", help="把变化图斑写入 GeoPackage"),
         json_out: bool = JSON_OPT,
     ) -> None:
-        """比较两个快照: 新增、删除、变化图斑及面积。"""
+        """Compare two snapshots of a layer."""
         import pyogrio
 
         from yizhangtu.services.layers import diff_layer
@@ -219,27 +351,62 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(summary)
             return
-        names = {"added": "新增", "removed": "删除", "geometry": "几何变化", "attributes": "属性变化", "geometry+attributes": "几何及属性变化"}
+        names = {
+            "added": "新增",
+            "removed": "删除",
+            "geometry": "几何变化",
+            "attributes": "属性变化",
+            "geometry+attributes": "几何及属性变化",
+        }
         rows = [[names[k], summary["counts"][k], f"{summary['areas'][k]:.4f}"] for k in names]
-        console.print(table(f"{layer}: {summary['from']['label']} → {summary['to']['label']} (按 {summary['match_on']} 匹配, 面积单位 {unit}, 椭球面积)", ["变化", "图斑数", "面积"], rows))
+        console.print(
+            table(
+                f"{layer}: {summary['from']['label']} → {summary['to']['label']} "
+                f"(按 {summary['match_on']} 匹配, 面积单位 {unit}, 椭球面积)",
+                ["变化", "图斑数", "面积"],
+                rows,
+            )
+        )
         console.print(f"未变化 {summary['unchanged']} 个")
 
     audit_app = typer.Typer(help="审计留痕 (全过程留痕)")
     app.add_typer(audit_app, name="audit")
 
-    @audit_app.command("log")
-    def audit_log(ctx: typer.Context, limit: int = typer.Option(50, "--limit"), target: str = typer.Option(None, "--target"), json_out: bool = JSON_OPT) -> None:
-        """显示审计记录。"""
+    @audit_app.command("log", help="显示审计记录。")
+    def audit_log(
+        ctx: typer.Context,
+        limit: int = typer.Option(50, "--limit"),
+        target: str = typer.Option(None, "--target"),
+        json_out: bool = JSON_OPT,
+    ) -> None:
+        """Show the audit records."""
         with open_workspace(ctx) as st:
             recs = st.audit_log(limit=limit, target=target)
         if json_out:
             emit_json({"records": [r.to_dict() for r in recs]})
             return
-        console.print(table("审计记录", ["#", "时间", "操作人", "操作", "对象", "详情", "哈希"], [[r.seq, r.ts, r.actor, r.action, r.target, str(dict(r.details))[:60], r.hash[:12]] for r in recs]))
+        console.print(
+            table(
+                "审计记录",
+                ["#", "时间", "操作人", "操作", "对象", "详情", "哈希"],
+                [
+                    [
+                        r.seq,
+                        r.ts,
+                        r.actor,
+                        r.action,
+                        r.target,
+                        str(dict(r.details))[:60],
+                        r.hash[:12],
+                    ]
+                    for r in recs
+                ],
+            )
+        )
 
-    @audit_app.command("verify")
+    @audit_app.command("verify", help="校验审计哈希链; 发现篡改或缺失时退出码为 1。")
     def audit_verify(ctx: typer.Context, json_out: bool = JSON_OPT) -> None:
-        """校验审计哈希链; 发现篡改或缺失时退出码为 1。"""
+        """Verify the audit hash chain; exit 1 on problems."""
         with open_workspace(ctx) as st:
             v = st.audit_verify()
         if json_out:
@@ -253,9 +420,13 @@ def register(app: typer.Typer) -> None:
         if not v.ok:
             raise typer.Exit(1)
 
-    @app.command("explain")
-    def explain(ctx: typer.Context, rid: str = typer.Argument(..., metavar="ID", help="结果的溯源记录号"), json_out: bool = JSON_OPT) -> None:
-        """显示结果的溯源链: 输入快照 → 源文件, 政策包, 参数, 软件版本。"""
+    @app.command("explain", help="显示结果的溯源链: 输入快照 → 源文件, 政策包, 参数, 软件版本。")
+    def explain(
+        ctx: typer.Context,
+        rid: str = typer.Argument(..., metavar="ID", help="结果的溯源记录号"),
+        json_out: bool = JSON_OPT,
+    ) -> None:
+        """Show the provenance chain of a result."""
         from yizhangtu.services.provenance import explain_chain
 
         with open_workspace(ctx) as st:
@@ -264,7 +435,10 @@ def register(app: typer.Typer) -> None:
             emit_json(chain)
             return
         rec = chain["record"]
-        console.print(f"[bold]溯源记录 {rec['id']}[/] 类型 {rec['kind']} 生成于 {rec['created_at']} 由 {rec['created_by']}, yizhangtu {rec['package_version']}")
+        console.print(
+            f"[bold]溯源记录 {rec['id']}[/] 类型 {rec['kind']} 生成于 {rec['created_at']} "
+            f"由 {rec['created_by']}, yizhangtu {rec['package_version']}"
+        )
         if rec.get("policy"):
             p = rec["policy"]
             console.print(f"政策包: {p['id']} 版本 {p['version']} 哈希 {p['hash'][:16]}")
@@ -272,5 +446,33 @@ def register(app: typer.Typer) -> None:
             console.print(f"参数: {rec['params']}")
         rows: list[list[Any]] = []
         for i in chain["inputs"]:
-            rows.append([i["kind"], i["name"], i.get("label") or "", (i.get("content_hash") or "")[:23], i.get("source_file") or "", (i.get("source_hash") or "")[:16], i.get("imported_by") or "", i.get("imported_at") or "", "✓" if i.get("present") else "缺失"])
-        console.print(table("输入", ["类型", "名称", "快照", "内容哈希", "源文件", "源文件哈希", "导入人", "导入时间", "仍在库"], rows))
+            rows.append(
+                [
+                    i["kind"],
+                    i["name"],
+                    i.get("label") or "",
+                    (i.get("content_hash") or "")[:23],
+                    i.get("source_file") or "",
+                    (i.get("source_hash") or "")[:16],
+                    i.get("imported_by") or "",
+                    i.get("imported_at") or "",
+                    "✓" if i.get("present") else "缺失",
+                ]
+            )
+        console.print(
+            table(
+                "输入",
+                [
+                    "类型",
+                    "名称",
+                    "快照",
+                    "内容哈希",
+                    "源文件",
+                    "源文件哈希",
+                    "导入人",
+                    "导入时间",
+                    "仍在库",
+                ],
+                rows,
+            )
+        )

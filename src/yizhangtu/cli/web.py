@@ -27,7 +27,8 @@ def _root_ctx(ctx: Any) -> Any:
     return ctx
 
 
-@users_app.command("add")
+# Chinese help goes in help= (shown verbatim, full stop included); docstrings stay English.
+@users_app.command("add", help="新建用户。")
 def users_add(
     ctx: typer.Context,
     username: str = typer.Argument(..., help="用户名"),
@@ -46,7 +47,7 @@ def users_add(
     ),
     json_out: bool = JSON_OPT,
 ) -> None:
-    """新建用户。"""
+    """Create a user."""
     from yizhangtu.services.users import add_user
     from yizhangtu.store import open_store
 
@@ -71,9 +72,9 @@ def users_add(
         )
 
 
-@users_app.command("list")
+@users_app.command("list", help="列出用户。")
 def users_list(ctx: typer.Context, json_out: bool = JSON_OPT) -> None:
-    """列出用户。"""
+    """List the users."""
     from yizhangtu.services.users import list_users
     from yizhangtu.store import open_store
 
@@ -96,13 +97,13 @@ def users_list(ctx: typer.Context, json_out: bool = JSON_OPT) -> None:
     console.print(table("用户", ["用户名", "名称", "角色", "辖区", "状态"], rows))
 
 
-@users_app.command("disable")
+@users_app.command("disable", help="停用用户 (立即结束其会话)。")
 def users_disable(
     ctx: typer.Context,
     username: str = typer.Argument(..., help="用户名"),
     json_out: bool = JSON_OPT,
 ) -> None:
-    """停用用户 (立即结束其会话)。"""
+    """Disable a user, ending their sessions."""
     from yizhangtu.services.users import set_disabled
     from yizhangtu.store import open_store
 
@@ -118,14 +119,14 @@ def users_disable(
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and ``users`` to the main app."""
 
-    @app.command("serve")
+    @app.command("serve", help="启动网页与接口服务 (REST、OGC API Features、矢量瓦片)。")
     def serve(
         ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", "--host", help="监听地址"),
         port: int = typer.Option(8000, "--port", help="端口"),
         json_out: bool = JSON_OPT,
     ) -> None:
-        """启动网页与接口服务 (REST、OGC API Features、矢量瓦片)。"""
+        """Start the web and API server."""
         import uvicorn
 
         from yizhangtu.web import create_app

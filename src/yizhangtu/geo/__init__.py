@@ -1,0 +1,1 @@
+"""Geometry helpers: CRS handling, ellipsoidal areas, GCJ-02/BD-09 offsets, clean coverages."""

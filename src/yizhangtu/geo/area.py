@@ -33,7 +33,12 @@ __all__ = [
 AreaUnit = Literal["m2", "ha", "km2", "mu"]
 
 #: Square metres per unit. 1 亩 = 10000/15 m² by definition.
-AREA_UNITS: dict[str, float] = {"m2": 1.0, "ha": 10_000.0, "km2": 1_000_000.0, "mu": 10_000.0 / 15.0}
+AREA_UNITS: dict[str, float] = {
+    "m2": 1.0,
+    "ha": 10_000.0,
+    "km2": 1_000_000.0,
+    "mu": 10_000.0 / 15.0,
+}
 
 _CGCS2000 = CRS.from_epsg(4490)
 
@@ -58,13 +63,20 @@ def to_geographic(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
     if geoms.crs is None:
         from yizhangtu.errors import CRSError
 
-        raise CRSError("几何没有坐标参考系, 无法计算面积", key="crs_missing", hint="导入时用 --crs 指定")
+        raise CRSError(
+            "几何没有坐标参考系, 无法计算面积", key="crs_missing", hint="导入时用 --crs 指定"
+        )
     crs = CRS.from_user_input(geoms.crs)
-    if crs.is_geographic and crs.ellipsoid is not None and crs.ellipsoid.name in {
-        "CGCS2000",
-        "GRS 1980",
-        "WGS 84",
-    }:
+    if (
+        crs.is_geographic
+        and crs.ellipsoid is not None
+        and crs.ellipsoid.name
+        in {
+            "CGCS2000",
+            "GRS 1980",
+            "WGS 84",
+        }
+    ):
         # WGS84 and CGCS2000 differ by well under a metre; PROJ treats the pair as a null
         # transform, so reading lon/lat as CGCS2000 is exact for our purposes.
         return geoms.set_crs(_CGCS2000, allow_override=True)
@@ -118,14 +130,21 @@ def ellipsoidal_area(geoms: gpd.GeoSeries) -> np.ndarray:
     bounds = shapely.bounds(arr[valid])
     lon0 = float(np.nanmean((bounds[:, 0] + bounds[:, 2]) / 2))
     lat0 = float(np.nanmean((bounds[:, 1] + bounds[:, 3]) / 2))
-    span = max(np.nanmax(bounds[:, 2]) - np.nanmin(bounds[:, 0]), np.nanmax(bounds[:, 3]) - np.nanmin(bounds[:, 1]))
+    span = max(
+        np.nanmax(bounds[:, 2]) - np.nanmin(bounds[:, 0]),
+        np.nanmax(bounds[:, 3]) - np.nanmin(bounds[:, 1]),
+    )
     if span > 20:
         # One centre for a continent-sized extent would still be equal-area, but the
         # straight-edge approximation degrades; centre each feature on itself instead.
         for i in np.flatnonzero(valid):
             c = shapely.centroid(arr[i])
             tr = Transformer.from_crs(_CGCS2000, _laea_for(c.x, c.y), always_xy=True)
-            out[i] = shapely.area(shapely.transform(arr[i], lambda xy, t=tr: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))))
+            out[i] = shapely.area(
+                shapely.transform(
+                    arr[i], lambda xy, t=tr: np.column_stack(t.transform(xy[:, 0], xy[:, 1]))
+                )
+            )
         return out
     tr = Transformer.from_crs(_CGCS2000, _laea_for(lon0, lat0), always_xy=True)
 
@@ -142,7 +161,12 @@ def geodesic_area(geoms: gpd.GeoSeries) -> np.ndarray:
     """Area of each geometry by ``pyproj.Geod`` on the CGCS2000 ellipsoid, in m² (slow, exact)."""
     geod = pyproj.Geod(ellps="GRS80")
     geo = to_geographic(geoms)
-    return np.array([abs(geod.geometry_area_perimeter(g)[0]) if g is not None and not g.is_empty else 0.0 for g in geo.values])
+    return np.array(
+        [
+            abs(geod.geometry_area_perimeter(g)[0]) if g is not None and not g.is_empty else 0.0
+            for g in geo.values
+        ]
+    )
 
 
 def gk_zone_epsg(lon: float | np.ndarray, with_prefix: bool = False) -> np.ndarray:

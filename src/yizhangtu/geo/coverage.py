@@ -11,7 +11,9 @@ from yizhangtu.geo.area import ellipsoidal_area, equal_area_crs_for
 __all__ = ["clean_coverage", "edge_match"]
 
 
-def clean_coverage(units: gpd.GeoDataFrame, *, gap_width_m: float = 50.0) -> tuple[gpd.GeoDataFrame, dict[str, float]]:
+def clean_coverage(
+    units: gpd.GeoDataFrame, *, gap_width_m: float = 50.0
+) -> tuple[gpd.GeoDataFrame, dict[str, float]]:
     """Remove overlaps and sliver gaps between units, with identical shared edges.
 
     Digitised boundaries overlap and leave slivers between neighbours (the Beijing street

@@ -115,6 +115,7 @@ def _fmt(v: float) -> str:
 
 
 def north_arrow(ax: Any, crs: CRS, bounds: Sequence[float]) -> None:
+    """Draw an arrow to true north at the centre of ``bounds`` (in ``crs``), top right."""
     minx, miny, maxx, maxy = bounds
     w, h = maxx - minx, maxy - miny
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
@@ -152,6 +153,7 @@ def north_arrow(ax: Any, crs: CRS, bounds: Sequence[float]) -> None:
 
 
 def scale_bar(ax: Any, bounds: Sequence[float]) -> float:
+    """Draw a four-segment scale bar at the bottom left; return its length in metres."""
     minx, miny, maxx, maxy = bounds
     w, h = maxx - minx, maxy - miny
     length = nice_scale_length(w)

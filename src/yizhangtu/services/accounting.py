@@ -23,15 +23,24 @@ _CZCSXM_FIELDS = ("CZCSXM", "czcsxm")
 def _unit_field(units: gpd.GeoDataFrame, given: str | None) -> str:
     if given:
         if given not in units.columns:
-            raise InputError(f"统计单元图层没有字段 {given}", key="missing_field", field=given, hint="可用字段: " + ", ".join(c for c in units.columns if c != units.geometry.name))
+            raise InputError(
+                f"统计单元图层没有字段 {given}",
+                key="missing_field",
+                field=given,
+                hint="可用字段: " + ", ".join(c for c in units.columns if c != units.geometry.name),
+            )
         return given
     for cand in ("name", "XZQMC", "ZLDWMC", "code", "XZQDM"):
         if cand in units.columns:
             return cand
-    raise InputError("请用 --unit-field 指定统计单元名称字段", key="unit_field_required", field="--unit-field")
+    raise InputError(
+        "请用 --unit-field 指定统计单元名称字段", key="unit_field_required", field="--unit-field"
+    )
 
 
-def classifier_for(layer_info: Any, columns: list[str], group: str) -> tuple[Any, str, str, dict[str, Any]]:
+def classifier_for(
+    layer_info: Any, columns: list[str], group: str
+) -> tuple[Any, str, str, dict[str, Any]]:
     """Return (classify callable, class field, code system, description) for a layer and group."""
     from yizhangtu.codes import load_groups, load_table
 
@@ -47,7 +56,11 @@ def classifier_for(layer_info: Any, columns: list[str], group: str) -> tuple[Any
     if group == "code":
         return None, code_field, system or "", {"group": "code"}
     if not system:
-        raise InputError(f"图层 {layer_info.name} 未登记代码体系", key="code_system_missing", hint="导入时加 --code-system")
+        raise InputError(
+            f"图层 {layer_info.name} 未登记代码体系",
+            key="code_system_missing",
+            hint="导入时加 --code-system",
+        )
     groups = load_groups()
     czcs = next((c for c in _CZCSXM_FIELDS if c in columns), None)
     table = load_table(system)
@@ -55,7 +68,12 @@ def classifier_for(layer_info: Any, columns: list[str], group: str) -> tuple[Any
 
     def classify(df: pd.DataFrame) -> pd.Series:
         codes = df[code_field].astype(str).str.strip()
-        out = groups.classify(codes, system=system, group=group, czcsxm=df[czcs].astype(str) if czcs and czcs in df.columns else None)
+        out = groups.classify(
+            codes,
+            system=system,
+            group=group,
+            czcsxm=df[czcs].astype(str) if czcs and czcs in df.columns else None,
+        )
         return out.where(codes.isin(valid))
 
     desc = {"group": group, "code_system": system, "code_field": code_field, "czcsxm_field": czcs}
@@ -96,7 +114,16 @@ def area_table(
     else:
         gdf = store.read_layer(layer, snapshot=lsnap.id)
         classify, class_field, _system, desc = classifier_for(info, list(gdf.columns), group)
-        table = tabulate(gdf, units, class_field=class_field, unit_field=ufield, classify=classify, engine=engine, scheduler=scheduler, workers=workers or (settings.workers or None))
+        table = tabulate(
+            gdf,
+            units,
+            class_field=class_field,
+            unit_field=ufield,
+            classify=classify,
+            engine=engine,
+            scheduler=scheduler,
+            workers=workers or (settings.workers or None),
+        )
     table = table.in_unit(unit)
     records = table.to_records(unit)
     summary = table.summary(unit)
@@ -104,7 +131,16 @@ def area_table(
         store,
         "area_table",
         inputs=[snapshot_ref(lsnap), snapshot_ref(usnap)],
-        params={"layer": layer, "by": by, "unit_field": ufield, "group": group, "unit": unit, "engine": engine, "classification": desc, "equal_area_crs": table.equal_area_crs},
+        params={
+            "layer": layer,
+            "by": by,
+            "unit_field": ufield,
+            "group": group,
+            "unit": unit,
+            "engine": engine,
+            "classification": desc,
+            "equal_area_crs": table.equal_area_crs,
+        },
         result={"rows": records},
         actor=settings.actor,
     )
@@ -126,47 +162,103 @@ def area_table(
 
 
 def _postgis_table(store: Store, info: Any, lsnap: Any, usnap: Any, ufield: str, group: str) -> Any:
-    from yizhangtu.accounting.engines.postgis_sql import postgis_tabulate, sql_identifier, sql_literal
+    from yizhangtu.accounting.engines.postgis_sql import (
+        postgis_tabulate,
+        sql_identifier,
+        sql_literal,
+    )
 
     if store.backend != "postgis":
-        raise InputError("--engine postgis 需要 PostGIS 工作空间", key="engine_needs_postgis", hint="用 --workspace postgresql://… 或改用 --engine local")
+        raise InputError(
+            "--engine postgis 需要 PostGIS 工作空间",
+            key="engine_needs_postgis",
+            hint="用 --workspace postgresql://… 或改用 --engine local",
+        )
     conn = store.conn  # type: ignore[attr-defined]
-    cols = [r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = %s", (lsnap.table_name,)).fetchall()]
+    cols = [
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+            (lsnap.table_name,),
+        ).fetchall()
+    ]
     classify, code_field, _system, _desc = classifier_for(info, cols, group)
     czcs = next((c for c in _CZCSXM_FIELDS if c in cols), None)
     key_cols = [code_field] + ([czcs] if czcs else [])
     sel = ", ".join(sql_identifier(c) for c in key_cols)
-    distinct = pd.DataFrame(conn.execute(f"SELECT DISTINCT {sel} FROM {sql_identifier(lsnap.table_name)}").fetchall(), columns=key_cols)
+    distinct = pd.DataFrame(
+        conn.execute(f"SELECT DISTINCT {sel} FROM {sql_identifier(lsnap.table_name)}").fetchall(),
+        columns=key_cols,
+    )
     labels = classify(distinct) if classify is not None else distinct[code_field]
     cases = []
     for row, label in zip(distinct.itertuples(index=False), labels, strict=True):
         if pd.isna(label):
             continue  # unknown codes stay NULL and are reported by postgis_tabulate
         conds = " AND ".join(
-            (f"l.{sql_identifier(c)} IS NULL" if v is None else f"l.{sql_identifier(c)}::text = {sql_literal(str(v))}") for c, v in zip(key_cols, row, strict=True)
+            (
+                f"l.{sql_identifier(c)} IS NULL"
+                if v is None
+                else f"l.{sql_identifier(c)}::text = {sql_literal(str(v))}"
+            )
+            for c, v in zip(key_cols, row, strict=True)
         )
         cases.append(f"WHEN {conds} THEN {sql_literal(str(label))}")
     class_expr = "CASE " + " ".join(cases) + " END" if cases else "NULL"
     conn.execute("BEGIN")
     try:
-        table = postgis_tabulate(conn, lsnap.table_name, usnap.table_name, unit_field=ufield, class_field=code_field, class_expr=class_expr)
+        table = postgis_tabulate(
+            conn,
+            lsnap.table_name,
+            usnap.table_name,
+            unit_field=ufield,
+            class_field=code_field,
+            class_expr=class_expr,
+        )
     finally:
         conn.execute("ROLLBACK")
     return table
 
 
 def write_area_table(result: dict[str, Any], out: str | Path, fmt: str) -> Path:
-    """Write an area table as csv, xlsx or json (xlsx: a pivot, reconciliation and provenance sheet)."""
+    """Write an area table as csv, xlsx or json.
+
+    The xlsx workbook has a pivot, a reconciliation and a provenance sheet.
+    """
     out = Path(out)
     rows = pd.DataFrame(result["rows"])
     if fmt == "csv":
-        rows.rename(columns={"unit": "统计单元", "class": "地类", "area": f"面积({result['area_unit']})", "area_unit": "单位"}).to_csv(out, index=False, encoding="utf-8-sig")
+        rows.rename(
+            columns={
+                "unit": "统计单元",
+                "class": "地类",
+                "area": f"面积({result['area_unit']})",
+                "area_unit": "单位",
+            }
+        ).to_csv(out, index=False, encoding="utf-8-sig")
     elif fmt == "json":
-        out.write_text(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+        out.write_text(
+            json.dumps(
+                {k: v for k, v in result.items() if not k.startswith("_")},
+                ensure_ascii=False,
+                indent=2,
+                default=str,
+            ),
+            encoding="utf-8",
+        )
     elif fmt == "xlsx":
-        pivot = rows.pivot_table(index="unit", columns="class", values="area", aggfunc="sum", fill_value=0.0)
+        pivot = rows.pivot_table(
+            index="unit", columns="class", values="area", aggfunc="sum", fill_value=0.0
+        )
         pivot["合计"] = pivot.sum(axis=1)
-        recon = pd.DataFrame(result["totals"]["units"]).rename(columns={"unit": "统计单元", "unit_area": "单元面积", "pieces_total": "分类合计", "residual": "差值"})
+        recon = pd.DataFrame(result["totals"]["units"]).rename(
+            columns={
+                "unit": "统计单元",
+                "unit_area": "单元面积",
+                "pieces_total": "分类合计",
+                "residual": "差值",
+            }
+        )
         prov = pd.DataFrame(
             [
                 ("图层", f"{result['layer']} 快照 {result['snapshot']['label']}"),
@@ -186,7 +278,9 @@ def write_area_table(result: dict[str, Any], out: str | Path, fmt: str) -> Path:
             recon.to_excel(xw, sheet_name="平衡校核", index=False)
             prov.to_excel(xw, sheet_name="溯源", index=False)
     else:
-        raise InputError(f"不支持的输出格式: {fmt}", key="bad_format", hint="可选: table, csv, xlsx, json")
+        raise InputError(
+            f"不支持的输出格式: {fmt}", key="bad_format", hint="可选: table, csv, xlsx, json"
+        )
     return out
 
 
@@ -212,16 +306,34 @@ def overlay_layers(
     rg = store.read_layer(right, snapshot=rs.id)
     pieces = overlay(lg, rg, how, engine=engine)
     rec = record_result(
-        store, "overlay", inputs=[snapshot_ref(ls), snapshot_ref(rs)],
+        store,
+        "overlay",
+        inputs=[snapshot_ref(ls), snapshot_ref(rs)],
         params={"how": how, "engine": engine, "left": left, "right": right},
-        result={"pieces": len(pieces), "area_m2": round(float(pieces["area_m2"].sum()), 3)}, actor=settings.actor,
+        result={"pieces": len(pieces), "area_m2": round(float(pieces["area_m2"].sum()), 3)},
+        actor=settings.actor,
     )
-    meta = {"left": left, "right": right, "how": how, "pieces": len(pieces), "area_m2": float(pieces["area_m2"].sum()), "provenance_id": rec.id}
+    meta = {
+        "left": left,
+        "right": right,
+        "how": how,
+        "pieces": len(pieces),
+        "area_m2": float(pieces["area_m2"].sum()),
+        "provenance_id": rec.id,
+    }
     if save_as:
         info = store.layer(left)
         snap = store.write_snapshot(
-            LayerSpec(name=save_as, kind="other", title=f"{left} × {right} ({how})", description=f"叠加分析结果, 溯源记录 {rec.id}", synthetic=info.synthetic or store.layer(right).synthetic),
-            [pieces], label=f"{ls.label}x{rs.label}", actor=settings.actor,
+            LayerSpec(
+                name=save_as,
+                kind="other",
+                title=f"{left} × {right} ({how})",
+                description=f"叠加分析结果, 溯源记录 {rec.id}",
+                synthetic=info.synthetic or store.layer(right).synthetic,
+            ),
+            [pieces],
+            label=f"{ls.label}x{rs.label}",
+            actor=settings.actor,
         )
         meta["saved_as"] = {"layer": save_as, "snapshot": snap.id}
     return pieces, meta

@@ -33,9 +33,13 @@ class DemoContext:
     built: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def note(self, what: str, name: str, count: int | str, synthetic: bool = False, detail: str = "") -> None:
+    def note(
+        self, what: str, name: str, count: int | str, synthetic: bool = False, detail: str = ""
+    ) -> None:
         """Record one built item."""
-        self.built.append({"what": what, "name": name, "count": count, "synthetic": synthetic, "detail": detail})
+        self.built.append(
+            {"what": what, "name": name, "count": count, "synthetic": synthetic, "detail": detail}
+        )
         self.log(f"{'[合成] ' if synthetic else ''}{what} {name}: {count} {detail}".rstrip())
 
     @property
@@ -58,9 +62,17 @@ _BOUNDARIES = (
 )
 
 _TABLES = (
-    ("census2020_urbanization_beijing_hunan_dongguan.csv", "census2020", "第七次全国人口普查 (县级, 城镇化)"),
+    (
+        "census2020_urbanization_beijing_hunan_dongguan.csv",
+        "census2020",
+        "第七次全国人口普查 (县级, 城镇化)",
+    ),
     ("census2010_county_beijing_hunan_dongguan.csv", "census2010", "第六次全国人口普查 (县级)"),
-    ("census_city_2010_2020_beijing_hunan_dongguan.csv", "census_city", "地级市 2010/2020 人口普查"),
+    (
+        "census_city_2010_2020_beijing_hunan_dongguan.csv",
+        "census_city",
+        "地级市 2010/2020 人口普查",
+    ),
 )
 
 
@@ -71,8 +83,19 @@ def step_boundaries(ctx: DemoContext) -> None:
     for fname, layer, title in _BOUNDARIES:
         path = ctx.shared / "data" / "boundaries" / fname
         res = import_file(
-            ctx.store, path, LayerSpec(name=layer, kind="boundary", title=title, description="真实边界, 来源见 shared/data/README.md; 仅供内部测试与演示", id_field="code" if "beijing" in fname and "districts" not in fname else None, published=True),
-            label="2023", options=ImportOptions(offset_check=False), settings=ctx.settings,
+            ctx.store,
+            path,
+            LayerSpec(
+                name=layer,
+                kind="boundary",
+                title=title,
+                description="真实边界, 来源见 shared/data/README.md; 仅供内部测试与演示",
+                id_field="code" if "beijing" in fname and "districts" not in fname else None,
+                published=True,
+            ),
+            label="2023",
+            options=ImportOptions(offset_check=False),
+            settings=ctx.settings,
         )
         ctx.note("边界", layer, res.snapshot.feature_count)
 
@@ -80,7 +103,10 @@ def step_boundaries(ctx: DemoContext) -> None:
 def step_census(ctx: DemoContext) -> None:
     """Load the census tables as ledger tables."""
     for fname, name, title in _TABLES:
-        df = pd.read_csv(ctx.shared / "data" / "stats" / fname, dtype={"code": str, "adcode": str, "county_code": str})
+        df = pd.read_csv(
+            ctx.shared / "data" / "stats" / fname,
+            dtype={"code": str, "adcode": str, "county_code": str},
+        )
         ctx.store.write_table(name, df, actor=ctx.settings.actor, action="table.import")
         ctx.note("统计表", f"{name} ({title})", len(df))
 
@@ -111,9 +137,14 @@ def step_survey(ctx: DemoContext) -> None:
     streets = ctx.store.read_layer("chaoyang_streets")
     # the digitised streets overlap and leave slivers; a survey must tile, so clean first
     units, moved = clean_coverage(streets)
-    ctx.log(f"街乡边界拓扑清理: 重叠 {moved['overlap_m2']:.0f} ㎡、缝隙 {moved['gap_filled_m2']:.0f} ㎡ 并入相邻街乡")
+    ctx.log(
+        f"街乡边界拓扑清理: 重叠 {moved['overlap_m2']:.0f} ㎡、"
+        f"缝隙 {moved['gap_filled_m2']:.0f} ㎡ 并入相邻街乡"
+    )
     base, years = _survey_years(ctx)
-    survey = _edge_matched(generate_survey(units, unit_field="code", seed=2020, profile="chaoyang", year=base))
+    survey = _edge_matched(
+        generate_survey(units, unit_field="code", seed=2020, profile="chaoyang", year=base)
+    )
     ctx.extras[f"survey_{base}"] = survey
     desc = "合成数据 (SYNTHETIC): 在真实街乡边界内生成的三调式图斑, 非真实调查成果"
     for year in (base, *years):
@@ -125,7 +156,9 @@ def step_survey(ctx: DemoContext) -> None:
             # earlier plots stay as accepted: a rebuild on them is staged, never random
             earlier = [g.geometry for y, g in ctx.extras.get("plots", {}).items() if y < year]
             protect = pd.concat(earlier) if earlier else None
-            gdf, log = evolve_survey(prev, seed=year, year=year, profile="chaoyang", plots=plots, protect=protect)
+            gdf, log = evolve_survey(
+                prev, seed=year, year=year, profile="chaoyang", plots=plots, protect=protect
+            )
             gdf = _edge_matched(gdf)
             ctx.extras[f"survey_{year}"] = gdf
             ctx.extras[f"changes_{year}"] = log
@@ -135,11 +168,31 @@ def step_survey(ctx: DemoContext) -> None:
         pyogrio.write_dataframe(gdf.to_crs(4527), shp, encoding="GBK")
         shp.with_suffix(".cpg").unlink(missing_ok=True)
         res = import_file(
-            ctx.store, shp,
-            LayerSpec(name="survey", kind="survey", title="朝阳区三调图斑 (合成数据)", description=desc, code_system="sandiao", code_field="DLBM", id_field="BSM", synthetic=True),
-            label=str(year), options=ImportOptions(code_field="DLBM", code_system="sandiao", id_field="BSM", offset_check=False), settings=ctx.settings,
+            ctx.store,
+            shp,
+            LayerSpec(
+                name="survey",
+                kind="survey",
+                title="朝阳区三调图斑 (合成数据)",
+                description=desc,
+                code_system="sandiao",
+                code_field="DLBM",
+                id_field="BSM",
+                synthetic=True,
+            ),
+            label=str(year),
+            options=ImportOptions(
+                code_field="DLBM", code_system="sandiao", id_field="BSM", offset_check=False
+            ),
+            settings=ctx.settings,
         )
-        ctx.note("三调图斑", f"survey@{year}", res.snapshot.feature_count, synthetic=True, detail=f"(GBK Shapefile, EPSG:4527 → {res.snapshot.crs})")
+        ctx.note(
+            "三调图斑",
+            f"survey@{year}",
+            res.snapshot.feature_count,
+            synthetic=True,
+            detail=f"(GBK Shapefile, EPSG:4527 → {res.snapshot.crs})",
+        )
 
 
 def _survey_years(ctx: DemoContext) -> tuple[int, tuple[int, ...]]:
@@ -229,14 +282,27 @@ def step_users(ctx: DemoContext) -> None:
     for name, role, jurisdiction, label in DEMO_USERS:
         password = known.get(name) or secrets.token_urlsafe(9)
         try:
-            add_user(ctx.store, name, password, role=role, jurisdiction=jurisdiction, display_name=label, actor=ctx.settings.actor)
+            add_user(
+                ctx.store,
+                name,
+                password,
+                role=role,
+                jurisdiction=jurisdiction,
+                display_name=label,
+                actor=ctx.settings.actor,
+            )
         except ConflictError:  # a PostGIS workspace is not wiped between builds
             set_password(ctx.store, name, password, actor=ctx.settings.actor)
         lines.append(f"{name} {password} {role} {jurisdiction} {label}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.chmod(path, 0o600)
     ctx.extras["users_file"] = str(path)
-    ctx.note("演示账号", str(path), len(DEMO_USERS), detail="每个角色一个 (市级、区级、乡镇、部门、公众) 及东莞、湖南; 密码见该文件")
+    ctx.note(
+        "演示账号",
+        str(path),
+        len(DEMO_USERS),
+        detail="每个角色一个 (市级、区级、乡镇、部门、公众) 及东莞、湖南; 密码见该文件",
+    )
 
 
 def build_demo(
@@ -252,7 +318,12 @@ def build_demo(
     out = Path(out_dir)
     shared = Path(shared)
     if not (shared / "data" / "boundaries").is_dir():
-        raise InputError(f"找不到共享数据目录: {shared}", key="shared_missing", file=str(shared), hint="设置 YIZHANGTU_SHARED_DIR 指向 shared/ 目录")
+        raise InputError(
+            f"找不到共享数据目录: {shared}",
+            key="shared_missing",
+            file=str(shared),
+            hint="设置 YIZHANGTU_SHARED_DIR 指向 shared/ 目录",
+        )
     out.mkdir(parents=True, exist_ok=True)
     uri = workspace or str(out / "yizhangtu-demo.gpkg")
     if not uri.startswith("postgresql"):

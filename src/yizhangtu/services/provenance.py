@@ -13,15 +13,20 @@ __all__ = ["explain_chain", "record_result", "snapshot_ref", "table_ref"]
 
 
 def snapshot_ref(snap: SnapshotInfo) -> InputRef:
-    """An input reference for a layer snapshot."""
+    """Return an input reference for a layer snapshot."""
     return InputRef(
-        kind="snapshot", name=snap.layer, content_hash=snap.content_hash, snapshot_id=snap.id,
-        label=snap.label, source_file=snap.source_file, source_hash=snap.source_hash,
+        kind="snapshot",
+        name=snap.layer,
+        content_hash=snap.content_hash,
+        snapshot_id=snap.id,
+        label=snap.label,
+        source_file=snap.source_file,
+        source_hash=snap.source_hash,
     )
 
 
 def table_ref(store: Store, name: str) -> InputRef:
-    """An input reference for a ledger table."""
+    """Return an input reference for a ledger table."""
     return InputRef(kind="table", name=name, content_hash=store.table_hash(name))
 
 
@@ -36,13 +41,18 @@ def record_result(
     actor: str,
 ) -> ProvenanceRecord:
     """Build and persist a provenance record; the caller attaches ``record.id`` to its result."""
-    rec = make_provenance(kind, inputs=inputs, params=params, policy=policy, result=result, actor=actor)
+    rec = make_provenance(
+        kind, inputs=inputs, params=params, policy=policy, result=result, actor=actor
+    )
     store.save_provenance(rec)
     return rec
 
 
 def explain_chain(store: Store, rid: str) -> dict[str, Any]:
-    """The chain behind a result: its record, and for each input the snapshot and its import."""
+    """Return the chain behind a result.
+
+    That is its record and, for each input, the snapshot and its import.
+    """
     rec = store.get_provenance(rid)
     inputs: list[dict[str, Any]] = []
     for ref in rec.inputs:
@@ -56,7 +66,11 @@ def explain_chain(store: Store, rid: str) -> dict[str, Any]:
                 item["imported_at"] = snap.created_at
                 item["source_crs"] = snap.source_crs
                 item["notes"] = dict(snap.notes)
-                audits = [a for a in store.audit_log(target=f"layer:{ref.name}") if a.details.get("snapshot") == snap.id]
+                audits = [
+                    a
+                    for a in store.audit_log(target=f"layer:{ref.name}")
+                    if a.details.get("snapshot") == snap.id
+                ]
                 item["audit_seq"] = audits[0].seq if audits else None
             except NotFoundError:
                 item["present"] = False

@@ -52,11 +52,15 @@ def restore_kinds(df: pd.DataFrame, kinds: list[tuple[str, str]]) -> pd.DataFram
         if name not in df.columns:
             continue
         if k == "int":
-            df[name] = df[name].astype("Int64") if df[name].isna().any() else df[name].astype("int64")
+            df[name] = (
+                df[name].astype("Int64") if df[name].isna().any() else df[name].astype("int64")
+            )
         elif k == "float":
             df[name] = df[name].astype("float64")
         elif k == "bool":
-            df[name] = df[name].astype("boolean") if df[name].isna().any() else df[name].astype(bool)
+            df[name] = (
+                df[name].astype("boolean") if df[name].isna().any() else df[name].astype(bool)
+            )
         elif k == "datetime":
             df[name] = pd.to_datetime(df[name])
         else:
@@ -81,15 +85,21 @@ def normalise_chunk(gdf: gpd.GeoDataFrame, geometry_type: str | None) -> gpd.Geo
             for t, _mt in single.items():
                 sel = types == t
                 if sel.any():
-                    out[sel] = shapely.multipolygons(geoms[sel][:, None]) if t == 3 else (
-                        shapely.multilinestrings(geoms[sel][:, None]) if t == 1 else shapely.multipoints(geoms[sel][:, None])
+                    out[sel] = (
+                        shapely.multipolygons(geoms[sel][:, None])
+                        if t == 3
+                        else (
+                            shapely.multilinestrings(geoms[sel][:, None])
+                            if t == 1
+                            else shapely.multipoints(geoms[sel][:, None])
+                        )
                     )
             gdf = gdf.set_geometry(gpd.GeoSeries(out, crs=gdf.crs, index=gdf.index))
     return gdf
 
 
 def declared_geometry_type(types: set[str]) -> str:
-    """The column type for a set of geometry type names."""
+    """Return the column type for a set of geometry type names."""
     types = {t for t in types if t and t != "None"}
     if not types:
         return "Geometry"

@@ -35,6 +35,7 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+from typing_extensions import override
 
 from yizhangtu.errors import ConflictError, InputError, NotFoundError, StoreError
 from yizhangtu.provenance import ProvenanceRecord, canonical_json, sha256_hex
@@ -68,7 +69,10 @@ def validate_layer_name(name: str) -> str:
             f"图层名不合法: {name!r}",
             key="bad_layer_name",
             field="layer",
-            hint="图层名用小写英文字母开头, 只含小写字母、数字和单个下划线, 如 survey_dltb; 中文名称请放在 --title",
+            hint=(
+                "图层名用小写英文字母开头, 只含小写字母、数字和单个下划线, 如 survey_dltb; "
+                "中文名称请放在 --title"
+            ),
         )
     return name
 
@@ -262,20 +266,28 @@ class FeatureRows:
         return len(self.fids)
 
     def to_frame(self) -> gpd.GeoDataFrame:
-        """A GeoDataFrame indexed by fid, with the dtypes the columns were written with."""
+        """Build a GeoDataFrame indexed by fid, with the dtypes the columns were written with."""
         from yizhangtu.store._frames import restore_kinds
 
         crs = self.snapshot.crs or None
         index = pd.Index(self.fids, name="fid", dtype="int64")
-        df = pd.DataFrame(self.rows, columns=self.columns, index=index) if self.columns else pd.DataFrame(index=index)
+        df = (
+            pd.DataFrame(self.rows, columns=self.columns, index=index)
+            if self.columns
+            else pd.DataFrame(index=index)
+        )
         restore_kinds(df, list(zip(self.columns, self.kinds, strict=True)))
-        gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(self.geometries, index=index, crs=crs), crs=crs)
+        gdf = gpd.GeoDataFrame(
+            df, geometry=gpd.GeoSeries(self.geometries, index=index, crs=crs), crs=crs
+        )
         gdf.attrs["snapshot_id"] = self.snapshot.id
         gdf.attrs["content_hash"] = self.snapshot.content_hash
         return gdf
 
 
-def audit_hash(seq: int, ts: str, actor: str, action: str, target: str, details: str, inputs: str, prev: str) -> str:
+def audit_hash(
+    seq: int, ts: str, actor: str, action: str, target: str, details: str, inputs: str, prev: str
+) -> str:
     """Hash of one audit record, chained to the previous one."""
     return sha256_hex(canonical_json([seq, ts, actor, action, target, details, inputs, prev]))
 
@@ -311,7 +323,9 @@ class Store(ABC):
         """Snapshots of a layer, oldest first."""
 
     @abstractmethod
-    def resolve_snapshot(self, layer: str, ref: str | int | None = None, *, as_of: str | None = None) -> SnapshotInfo:
+    def resolve_snapshot(
+        self, layer: str, ref: str | int | None = None, *, as_of: str | None = None
+    ) -> SnapshotInfo:
         """Find a snapshot by id, label or date (``as_of``: latest with obs_date ≤ as_of)."""
 
     @abstractmethod
@@ -359,7 +373,15 @@ class Store(ABC):
 
     # -- tables ----------------------------------------------------------
     @abstractmethod
-    def write_table(self, name: str, df: pd.DataFrame, *, actor: str, mode: str = "replace", action: str = "table.write") -> str:
+    def write_table(
+        self,
+        name: str,
+        df: pd.DataFrame,
+        *,
+        actor: str,
+        mode: str = "replace",
+        action: str = "table.write",
+    ) -> str:
         """Write a non-spatial ledger table; returns its content hash."""
 
     @abstractmethod
@@ -372,7 +394,7 @@ class Store(ABC):
 
     @abstractmethod
     def table_hash(self, name: str) -> str:
-        """Recorded content hash of a ledger table."""
+        """Return the recorded content hash of a ledger table."""
 
     # -- records ---------------------------------------------------------
     @abstractmethod
@@ -380,8 +402,13 @@ class Store(ABC):
         """One record; NotFoundError if absent."""
 
     @abstractmethod
-    def list_records(self, collection: str, *, jurisdictions: Sequence[str] | None = None) -> list[Record]:
-        """Records of a collection, optionally only those in the given jurisdictions (filtered in SQL)."""
+    def list_records(
+        self, collection: str, *, jurisdictions: Sequence[str] | None = None
+    ) -> list[Record]:
+        """Return the records of a collection.
+
+        With ``jurisdictions``, only those in the given jurisdictions (filtered in SQL).
+        """
 
     @abstractmethod
     def put_record(
@@ -398,7 +425,9 @@ class Store(ABC):
         """Create (expected_version=None → must not exist) or update (must match) a record."""
 
     @abstractmethod
-    def delete_record(self, collection: str, key: str, *, expected_version: int, actor: str) -> None:
+    def delete_record(
+        self, collection: str, key: str, *, expected_version: int, actor: str
+    ) -> None:
         """Delete a record under optimistic locking."""
 
     # -- internal runtime state (not audited) ---------------------------------
@@ -453,11 +482,21 @@ class Store(ABC):
 
     # -- audit and provenance ---------------------------------------------
     @abstractmethod
-    def audit_append(self, action: str, target: str, *, actor: str, details: Mapping[str, Any] | None = None, input_hashes: Sequence[str] = ()) -> AuditRecord:
+    def audit_append(
+        self,
+        action: str,
+        target: str,
+        *,
+        actor: str,
+        details: Mapping[str, Any] | None = None,
+        input_hashes: Sequence[str] = (),
+    ) -> AuditRecord:
         """Append one audit record in its own transaction (or the current one)."""
 
     @abstractmethod
-    def audit_log(self, *, limit: int | None = None, target: str | None = None) -> list[AuditRecord]:
+    def audit_log(
+        self, *, limit: int | None = None, target: str | None = None
+    ) -> list[AuditRecord]:
         """Audit records, newest last."""
 
     @abstractmethod
@@ -485,8 +524,13 @@ class Store(ABC):
     ph: str = "?"
 
     @abstractmethod
-    def feature_schema(self, layer: str, *, snapshot: str | int | None = None) -> list[tuple[str, str]]:
-        """Attribute columns of a snapshot with their kinds (int, float, bool, datetime, str), without fid and geometry."""
+    def feature_schema(
+        self, layer: str, *, snapshot: str | int | None = None
+    ) -> list[tuple[str, str]]:
+        """Attribute columns of a snapshot with their kinds, without fid and geometry.
+
+        Kinds are int, float, bool, datetime and str.
+        """
 
     def query_features(
         self,
@@ -501,15 +545,24 @@ class Store(ABC):
         columns: Sequence[str] | None = None,
         jurisdictions: Sequence[str] | None = None,
     ) -> tuple[gpd.GeoDataFrame, int | None]:
-        """Features of one snapshot in fid order, filtered in SQL; returns (frame indexed by fid, next fid or None).
+        """Fetch the features of one snapshot in fid order, filtered in SQL.
+
+        Returns (frame indexed by fid, next fid or None).
 
         ``bbox`` (storage CRS) selects features whose bounding boxes intersect it (an index
         test, exact on neither backend); ``after_fid`` pages by keyset; the second value is
         the last fid returned when ``limit`` rows came back (more may follow), else None.
         """
         rows = self.query_feature_rows(
-            layer, snapshot=snapshot, bbox=bbox, where_sql=where_sql, params=params, after_fid=after_fid,
-            limit=limit, columns=columns, jurisdictions=jurisdictions,
+            layer,
+            snapshot=snapshot,
+            bbox=bbox,
+            where_sql=where_sql,
+            params=params,
+            after_fid=after_fid,
+            limit=limit,
+            columns=columns,
+            jurisdictions=jurisdictions,
         )
         return rows.to_frame(), rows.next_fid
 
@@ -527,7 +580,7 @@ class Store(ABC):
         columns: Sequence[str] | None = None,
         jurisdictions: Sequence[str] | None = None,
     ) -> FeatureRows:
-        """What :meth:`query_features` returns, as raw rows (no pandas)."""
+        """Return what :meth:`query_features` returns, as raw rows (no pandas)."""
 
     @abstractmethod
     def count_features(
@@ -541,7 +594,7 @@ class Store(ABC):
         jurisdictions: Sequence[str] | None = None,
         estimate_above: int | None = None,
     ) -> tuple[int | None, bool]:
-        """Number of matching features and whether it is exact.
+        """Count the matching features; return the count and whether it is exact.
 
         Without any filter the snapshot's recorded count is exact and free. With a filter on
         a snapshot larger than ``estimate_above`` the backend may estimate (PostGIS: planner
@@ -549,8 +602,16 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def spatial_filter_sql(self, snapshot: SnapshotInfo, wkb: bytes, bounds: tuple[float, float, float, float], op: str = "intersects") -> tuple[str, list[Any], bool]:
-        """SQL for "geometry <op> this shape" (storage CRS; op: intersects, within, contains): (sql, params, exact).
+    def spatial_filter_sql(
+        self,
+        snapshot: SnapshotInfo,
+        wkb: bytes,
+        bounds: tuple[float, float, float, float],
+        op: str = "intersects",
+    ) -> tuple[str, list[Any], bool]:
+        """Build SQL for "geometry <op> this shape"; return (sql, params, exact).
+
+        The shape is in the storage CRS; ``op`` is intersects, within or contains.
 
         PostGIS answers exactly (``ST_Intersects`` …); GeoPackage, without SQL spatial
         functions, answers with an R-tree bounding-box test (``exact`` False) that selects
@@ -558,8 +619,17 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def feature_extent(self, layer: str, *, snapshot: str | int | None = None, jurisdictions: Sequence[str] | None = None) -> tuple[float, float, float, float] | None:
-        """Bounding box (storage CRS) of a snapshot's features (as the jurisdictions see them), None if empty."""
+    def feature_extent(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> tuple[float, float, float, float] | None:
+        """Bounding box (storage CRS) of a snapshot's features, None if empty.
+
+        With ``jurisdictions``, only the features those jurisdictions see count.
+        """
 
     def render_mvt(
         self,
@@ -574,7 +644,10 @@ class Store(ABC):
         columns: Sequence[str] | None = None,
         jurisdictions: Sequence[str] | None = None,
     ) -> bytes | None:
-        """A Mapbox vector tile rendered by the database, or None if the backend cannot (the caller encodes)."""
+        """Render a Mapbox vector tile in the database; None if the backend cannot.
+
+        On None the caller encodes the tile itself.
+        """
         return None
 
     @abstractmethod
@@ -587,7 +660,11 @@ class Store(ABC):
         after_key: str | None = None,
         limit: int | None = None,
     ) -> list[Record]:
-        """Records of a collection whose jurisdiction starts with one of the prefixes (filtered in SQL), by key."""
+        """Return records of a collection by key, filtered in SQL.
+
+        With ``jurisdiction_prefixes``, only records whose jurisdiction starts with one of the
+        prefixes.
+        """
 
     @abstractmethod
     def query_table(
@@ -599,7 +676,11 @@ class Store(ABC):
         offset: int = 0,
         limit: int | None = None,
     ) -> tuple[pd.DataFrame, int]:
-        """Rows of a ledger table (optionally only those whose field starts with a prefix) and the matching row count."""
+        """Rows of a ledger table and the matching row count.
+
+        With ``jurisdiction_field`` and ``jurisdictions``, only rows whose field starts with one
+        of the prefixes.
+        """
 
 
 # ---------------------------------------------------------------------------
@@ -629,7 +710,8 @@ _DDL = [
         PRIMARY KEY (collection, key))""",
     "CREATE INDEX IF NOT EXISTS yz_records_jur ON yz_records (collection, jurisdiction)",
     """CREATE TABLE IF NOT EXISTS yz_tables (
-        name TEXT PRIMARY KEY, columns TEXT, row_count INTEGER, content_hash TEXT, updated_at TEXT)""",
+        name TEXT PRIMARY KEY, columns TEXT, row_count INTEGER, content_hash TEXT,
+        updated_at TEXT)""",
     """CREATE TABLE IF NOT EXISTS yz_runtime_state (
         kind TEXT NOT NULL, key TEXT NOT NULL, grp TEXT, data TEXT,
         created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
@@ -667,7 +749,9 @@ class SQLStore(Store):
     def _drop_snapshot_table(self, table: str) -> None: ...
 
     @abstractmethod
-    def _set_current_view(self, layer: str, table: str | None, crs: str | None, geometry_type: str | None) -> None: ...
+    def _set_current_view(
+        self, layer: str, table: str | None, crs: str | None, geometry_type: str | None
+    ) -> None: ...
 
     @abstractmethod
     def _write_frame_table(self, table: str, df: pd.DataFrame) -> None: ...
@@ -706,29 +790,51 @@ class SQLStore(Store):
                 self._execute(stmt)
             rows = self._query("SELECT value FROM yz_meta WHERE key = ?", ("schema_version",))
             if not rows:
-                self._execute("INSERT INTO yz_meta (key, value) VALUES (?, ?)", ("schema_version", SCHEMA_VERSION))
-                self._execute("INSERT INTO yz_meta (key, value) VALUES (?, ?)", ("audit_head", GENESIS))
-                self._execute("INSERT INTO yz_meta (key, value) VALUES (?, ?)", ("audit_count", "0"))
+                self._execute(
+                    "INSERT INTO yz_meta (key, value) VALUES (?, ?)",
+                    ("schema_version", SCHEMA_VERSION),
+                )
+                self._execute(
+                    "INSERT INTO yz_meta (key, value) VALUES (?, ?)", ("audit_head", GENESIS)
+                )
+                self._execute(
+                    "INSERT INTO yz_meta (key, value) VALUES (?, ?)", ("audit_count", "0")
+                )
 
     # layers --------------------------------------------------------------
     _LAYER_COLS = (
-        "name, kind, title, description, code_system, code_field, id_field, field_mapping, synthetic, "
-        "published, jurisdiction_field, crs, geometry_type, current_snapshot, created_at, updated_at"
+        "name, kind, title, description, code_system, code_field, id_field, field_mapping, "
+        "synthetic, published, jurisdiction_field, crs, geometry_type, current_snapshot, "
+        "created_at, updated_at"
     )
 
     @staticmethod
     def _layer_from_row(r: Sequence[Any]) -> LayerInfo:
         return LayerInfo(
-            name=r[0], kind=r[1], title=r[2], description=r[3], code_system=r[4], code_field=r[5],
-            id_field=r[6], field_mapping=json.loads(r[7] or "{}"), synthetic=bool(r[8]),
-            published=bool(r[9]), jurisdiction_field=r[10], crs=r[11], geometry_type=r[12],
-            current_snapshot=r[13], created_at=r[14], updated_at=r[15],
+            name=r[0],
+            kind=r[1],
+            title=r[2],
+            description=r[3],
+            code_system=r[4],
+            code_field=r[5],
+            id_field=r[6],
+            field_mapping=json.loads(r[7] or "{}"),
+            synthetic=bool(r[8]),
+            published=bool(r[9]),
+            jurisdiction_field=r[10],
+            crs=r[11],
+            geometry_type=r[12],
+            current_snapshot=r[13],
+            created_at=r[14],
+            updated_at=r[15],
         )
 
+    @override
     def layers(self) -> list[LayerInfo]:
         rows = self._query(f"SELECT {self._LAYER_COLS} FROM yz_layers ORDER BY name")
         return [self._layer_from_row(r) for r in rows]
 
+    @override
     def layer(self, name: str) -> LayerInfo:
         rows = self._query(f"SELECT {self._LAYER_COLS} FROM yz_layers WHERE name = ?", (name,))
         if not rows:
@@ -737,29 +843,49 @@ class SQLStore(Store):
                 f"图层不存在: {name}",
                 key="layer_not_found",
                 field="layer",
-                hint=("现有图层: " + ", ".join(known)) if known else "工作空间还没有图层, 请先 yizhangtu import",
+                hint=("现有图层: " + ", ".join(known))
+                if known
+                else "工作空间还没有图层, 请先 yizhangtu import",
             )
         return self._layer_from_row(rows[0])
 
     _SNAP_COLS = (
-        "id, layer, label, obs_date, created_at, created_by, source_file, source_hash, source_crs, crs, "
-        "content_hash, feature_count, geometry_type, table_name, notes"
+        "id, layer, label, obs_date, created_at, created_by, source_file, source_hash, "
+        "source_crs, crs, content_hash, feature_count, geometry_type, table_name, notes"
     )
 
     @staticmethod
     def _snap_from_row(r: Sequence[Any]) -> SnapshotInfo:
         return SnapshotInfo(
-            id=int(r[0]), layer=r[1], label=r[2], obs_date=r[3], created_at=r[4], created_by=r[5],
-            source_file=r[6], source_hash=r[7], source_crs=r[8], crs=r[9], content_hash=r[10],
-            feature_count=int(r[11]), geometry_type=r[12], table_name=r[13], notes=json.loads(r[14] or "{}"),
+            id=int(r[0]),
+            layer=r[1],
+            label=r[2],
+            obs_date=r[3],
+            created_at=r[4],
+            created_by=r[5],
+            source_file=r[6],
+            source_hash=r[7],
+            source_crs=r[8],
+            crs=r[9],
+            content_hash=r[10],
+            feature_count=int(r[11]),
+            geometry_type=r[12],
+            table_name=r[13],
+            notes=json.loads(r[14] or "{}"),
         )
 
+    @override
     def snapshots(self, layer: str) -> list[SnapshotInfo]:
         self.layer(layer)
-        rows = self._query(f"SELECT {self._SNAP_COLS} FROM yz_snapshots WHERE layer = ? ORDER BY id", (layer,))
+        rows = self._query(
+            f"SELECT {self._SNAP_COLS} FROM yz_snapshots WHERE layer = ? ORDER BY id", (layer,)
+        )
         return [self._snap_from_row(r) for r in rows]
 
-    def resolve_snapshot(self, layer: str, ref: str | int | None = None, *, as_of: str | None = None) -> SnapshotInfo:
+    @override
+    def resolve_snapshot(
+        self, layer: str, ref: str | int | None = None, *, as_of: str | None = None
+    ) -> SnapshotInfo:
         info = self.layer(layer)
         snaps = self.snapshots(layer)
         if not snaps:
@@ -770,7 +896,10 @@ class SQLStore(Store):
                 if str(s.id) == str(ref) or s.label == str(ref):
                     return s
             raise NotFoundError(
-                f"图层 {layer} 没有快照 {ref}", key="snapshot_not_found", field="snapshot", hint=f"现有快照: {labels}"
+                f"图层 {layer} 没有快照 {ref}",
+                key="snapshot_not_found",
+                field="snapshot",
+                hint=f"现有快照: {labels}",
             )
         if as_of is not None:
             cutoff = normalise_obs_date(str(as_of)) or str(as_of)
@@ -796,7 +925,9 @@ class SQLStore(Store):
         """Register a written snapshot table and make it current (inside a transaction)."""
         now = _now()
         existing = self._query("SELECT created_at FROM yz_layers WHERE name = ?", (spec.name,))
-        if self._query("SELECT 1 FROM yz_snapshots WHERE layer = ? AND label = ?", (spec.name, snap.label)):
+        if self._query(
+            "SELECT 1 FROM yz_snapshots WHERE layer = ? AND label = ?", (spec.name, snap.label)
+        ):
             raise ConflictError(
                 f"图层 {spec.name} 已有快照 {snap.label}",
                 key="snapshot_exists",
@@ -806,21 +937,44 @@ class SQLStore(Store):
         self._execute(
             f"INSERT INTO yz_snapshots ({self._SNAP_COLS}) VALUES ({', '.join(['?'] * 15)})",
             (
-                snap.id, snap.layer, snap.label, snap.obs_date, snap.created_at, snap.created_by,
-                snap.source_file, snap.source_hash, snap.source_crs, snap.crs, snap.content_hash,
-                snap.feature_count, snap.geometry_type, snap.table_name, canonical_json(dict(snap.notes)),
+                snap.id,
+                snap.layer,
+                snap.label,
+                snap.obs_date,
+                snap.created_at,
+                snap.created_by,
+                snap.source_file,
+                snap.source_hash,
+                snap.source_crs,
+                snap.crs,
+                snap.content_hash,
+                snap.feature_count,
+                snap.geometry_type,
+                snap.table_name,
+                canonical_json(dict(snap.notes)),
             ),
         )
         vals = (
-            spec.kind, spec.title, spec.description, spec.code_system, spec.code_field, spec.id_field,
-            canonical_json(dict(spec.field_mapping)), int(spec.synthetic), int(spec.published),
-            spec.jurisdiction_field, snap.crs, snap.geometry_type, snap.id,
+            spec.kind,
+            spec.title,
+            spec.description,
+            spec.code_system,
+            spec.code_field,
+            spec.id_field,
+            canonical_json(dict(spec.field_mapping)),
+            int(spec.synthetic),
+            int(spec.published),
+            spec.jurisdiction_field,
+            snap.crs,
+            snap.geometry_type,
+            snap.id,
         )
         if existing:
             self._execute(
-                "UPDATE yz_layers SET kind=?, title=?, description=?, code_system=?, code_field=?, id_field=?, "
-                "field_mapping=?, synthetic=?, published=?, jurisdiction_field=?, crs=?, geometry_type=?, "
-                "current_snapshot=?, updated_at=? WHERE name=?",
+                "UPDATE yz_layers SET kind=?, title=?, description=?, code_system=?, "
+                "code_field=?, id_field=?, field_mapping=?, synthetic=?, published=?, "
+                "jurisdiction_field=?, crs=?, geometry_type=?, current_snapshot=?, updated_at=? "
+                "WHERE name=?",
                 (*vals, now, spec.name),
             )
         else:
@@ -845,6 +999,7 @@ class SQLStore(Store):
             input_hashes=[h for h in (snap.source_hash, snap.content_hash) if h],
         )
 
+    @override
     def delete_layer(self, name: str, *, actor: str) -> None:
         self.layer(name)
         snaps = self.snapshots(name)
@@ -855,31 +1010,61 @@ class SQLStore(Store):
             self._execute("DELETE FROM yz_snapshots WHERE layer = ?", (name,))
             self._execute("DELETE FROM yz_layers WHERE name = ?", (name,))
             self.audit_append(
-                "layer.delete", f"layer:{name}", actor=actor,
+                "layer.delete",
+                f"layer:{name}",
+                actor=actor,
                 details={"snapshots": [s.id for s in snaps]},
                 input_hashes=[s.content_hash for s in snaps],
             )
 
-    _EDITABLE = ("title", "description", "published", "code_system", "code_field", "id_field", "jurisdiction_field", "kind")
+    _EDITABLE = (
+        "title",
+        "description",
+        "published",
+        "code_system",
+        "code_field",
+        "id_field",
+        "jurisdiction_field",
+        "kind",
+    )
 
+    @override
     def update_layer(self, name: str, *, actor: str, **meta: Any) -> LayerInfo:
         before = self.layer(name)
         bad = set(meta) - set(self._EDITABLE)
         if bad:
-            raise InputError(f"不可修改的图层属性: {', '.join(sorted(bad))}", key="bad_layer_field", hint="可修改: " + ", ".join(self._EDITABLE))
+            raise InputError(
+                f"不可修改的图层属性: {', '.join(sorted(bad))}",
+                key="bad_layer_field",
+                hint="可修改: " + ", ".join(self._EDITABLE),
+            )
         if "kind" in meta and meta["kind"] not in LAYER_KINDS:
             raise InputError(f"未知的图层类型: {meta['kind']}", key="bad_layer_kind", field="kind")
         with self.transaction():
             for k, v in meta.items():
-                self._execute(f"UPDATE yz_layers SET {k} = ?, updated_at = ? WHERE name = ?", (int(v) if isinstance(v, bool) else v, _now(), name))
+                self._execute(
+                    f"UPDATE yz_layers SET {k} = ?, updated_at = ? WHERE name = ?",
+                    (int(v) if isinstance(v, bool) else v, _now(), name),
+                )
             self.audit_append(
-                "layer.update", f"layer:{name}", actor=actor,
+                "layer.update",
+                f"layer:{name}",
+                actor=actor,
                 details={"before": {k: getattr(before, k) for k in meta}, "after": dict(meta)},
             )
         return self.layer(name)
 
     # tables ----------------------------------------------------------------
-    def write_table(self, name: str, df: pd.DataFrame, *, actor: str, mode: str = "replace", action: str = "table.write") -> str:
+    @override
+    def write_table(
+        self,
+        name: str,
+        df: pd.DataFrame,
+        *,
+        actor: str,
+        mode: str = "replace",
+        action: str = "table.write",
+    ) -> str:
         validate_layer_name(name)
         if mode not in ("replace", "append"):
             raise InputError(f"未知写入模式: {mode}", key="bad_mode")
@@ -889,7 +1074,11 @@ class SQLStore(Store):
                 old = self._read_frame_table(table)
                 missing = set(old.columns) ^ set(df.columns)
                 if missing:
-                    raise InputError(f"追加的列与表 {name} 不一致: {sorted(missing)}", key="table_columns_mismatch", field=",".join(sorted(missing)))
+                    raise InputError(
+                        f"追加的列与表 {name} 不一致: {sorted(missing)}",
+                        key="table_columns_mismatch",
+                        field=",".join(sorted(missing)),
+                    )
                 full = pd.concat([old, df[list(old.columns)]], ignore_index=True)
             else:
                 full = df.reset_index(drop=True)
@@ -899,20 +1088,34 @@ class SQLStore(Store):
             h = table_hash([full])
             self._execute("DELETE FROM yz_tables WHERE name = ?", (name,))
             self._execute(
-                "INSERT INTO yz_tables (name, columns, row_count, content_hash, updated_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO yz_tables (name, columns, row_count, content_hash, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (name, canonical_json([str(c) for c in full.columns]), len(full), h, _now()),
             )
-            self.audit_append(action, f"table:{name}", actor=actor, details={"rows": len(df), "mode": mode}, input_hashes=[h])
+            self.audit_append(
+                action,
+                f"table:{name}",
+                actor=actor,
+                details={"rows": len(df), "mode": mode},
+                input_hashes=[h],
+            )
         return h
 
+    @override
     def read_table(self, name: str) -> pd.DataFrame:
         if not self._query("SELECT 1 FROM yz_tables WHERE name = ?", (name,)):
-            raise NotFoundError(f"数据表不存在: {name}", key="table_not_found", hint="现有数据表: " + ", ".join(self.table_names()))
+            raise NotFoundError(
+                f"数据表不存在: {name}",
+                key="table_not_found",
+                hint="现有数据表: " + ", ".join(self.table_names()),
+            )
         return self._read_frame_table(f"yzt_{name}")
 
+    @override
     def table_names(self) -> list[str]:
         return [r[0] for r in self._query("SELECT name FROM yz_tables ORDER BY name")]
 
+    @override
     def table_hash(self, name: str) -> str:
         rows = self._query("SELECT content_hash FROM yz_tables WHERE name = ?", (name,))
         if not rows:
@@ -922,17 +1125,32 @@ class SQLStore(Store):
     # records ---------------------------------------------------------------
     @staticmethod
     def _record_from_row(r: Sequence[Any]) -> Record:
-        return Record(collection=r[0], key=r[1], version=int(r[2]), jurisdiction=r[3], data=json.loads(r[4] or "{}"), updated_at=r[5], updated_by=r[6])
+        return Record(
+            collection=r[0],
+            key=r[1],
+            version=int(r[2]),
+            jurisdiction=r[3],
+            data=json.loads(r[4] or "{}"),
+            updated_at=r[5],
+            updated_by=r[6],
+        )
 
     _REC_COLS = "collection, key, version, jurisdiction, data, updated_at, updated_by"
 
+    @override
     def get_record(self, collection: str, key: str) -> Record:
-        rows = self._query(f"SELECT {self._REC_COLS} FROM yz_records WHERE collection = ? AND key = ?", (collection, key))
+        rows = self._query(
+            f"SELECT {self._REC_COLS} FROM yz_records WHERE collection = ? AND key = ?",
+            (collection, key),
+        )
         if not rows:
             raise NotFoundError(f"{collection} 中没有 {key}", key="record_not_found", feature=key)
         return self._record_from_row(rows[0])
 
-    def list_records(self, collection: str, *, jurisdictions: Sequence[str] | None = None) -> list[Record]:
+    @override
+    def list_records(
+        self, collection: str, *, jurisdictions: Sequence[str] | None = None
+    ) -> list[Record]:
         sql = f"SELECT {self._REC_COLS} FROM yz_records WHERE collection = ?"
         params: list[Any] = [collection]
         if jurisdictions is not None:
@@ -942,6 +1160,7 @@ class SQLStore(Store):
             params.extend(jurisdictions)
         return [self._record_from_row(r) for r in self._query(sql + " ORDER BY key", params)]
 
+    @override
     def put_record(
         self,
         collection: str,
@@ -956,11 +1175,23 @@ class SQLStore(Store):
         body = canonical_json(dict(data))
         now = _now()
         with self.transaction():
-            rows = self._query(f"SELECT {self._REC_COLS} FROM yz_records WHERE collection = ? AND key = ?", (collection, key))
+            rows = self._query(
+                f"SELECT {self._REC_COLS} FROM yz_records WHERE collection = ? AND key = ?",
+                (collection, key),
+            )
             current = self._record_from_row(rows[0]) if rows else None
             if expected_version is None:
                 if current is not None:
-                    raise ConflictError(f"{collection} 中已有 {key}", key="record_exists", feature=key, data={"current": dict(current.data), "version": current.version, "updated_by": current.updated_by})
+                    raise ConflictError(
+                        f"{collection} 中已有 {key}",
+                        key="record_exists",
+                        feature=key,
+                        data={
+                            "current": dict(current.data),
+                            "version": current.version,
+                            "updated_by": current.updated_by,
+                        },
+                    )
                 version = 1
                 self._execute(
                     f"INSERT INTO yz_records ({self._REC_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -968,36 +1199,71 @@ class SQLStore(Store):
                 )
             else:
                 if current is None:
-                    raise NotFoundError(f"{collection} 中没有 {key}", key="record_not_found", feature=key)
+                    raise NotFoundError(
+                        f"{collection} 中没有 {key}", key="record_not_found", feature=key
+                    )
                 if current.version != expected_version:
                     raise ConflictError(
-                        f"{key} 已被 {current.updated_by} 于 {current.updated_at} 修改 (版本 {current.version}), 你的修改基于版本 {expected_version}",
+                        f"{key} 已被 {current.updated_by} 于 {current.updated_at} 修改 "
+                        f"(版本 {current.version}), 你的修改基于版本 {expected_version}",
                         key="version_conflict",
                         feature=key,
                         hint="请重新读取最新内容, 合并后再保存",
-                        data={"current": dict(current.data), "version": current.version, "updated_by": current.updated_by, "updated_at": current.updated_at},
+                        data={
+                            "current": dict(current.data),
+                            "version": current.version,
+                            "updated_by": current.updated_by,
+                            "updated_at": current.updated_at,
+                        },
                     )
                 version = current.version + 1
                 n = self._execute(
-                    "UPDATE yz_records SET version = ?, jurisdiction = ?, data = ?, updated_at = ?, updated_by = ? "
+                    "UPDATE yz_records SET version = ?, jurisdiction = ?, data = ?, "
+                    "updated_at = ?, updated_by = ? "
                     "WHERE collection = ? AND key = ? AND version = ?",
-                    (version, jurisdiction if jurisdiction is not None else current.jurisdiction, body, now, actor, collection, key, expected_version),
+                    (
+                        version,
+                        jurisdiction if jurisdiction is not None else current.jurisdiction,
+                        body,
+                        now,
+                        actor,
+                        collection,
+                        key,
+                        expected_version,
+                    ),
                 )
                 if n == 0:
                     raise ConflictError(f"{key} 已被他人修改", key="version_conflict", feature=key)
             self.audit_append(
-                action or f"{collection}.put", f"{collection}:{key}", actor=actor,
-                details={"version": version, "jurisdiction": jurisdiction}, input_hashes=[sha256_hex(body)],
+                action or f"{collection}.put",
+                f"{collection}:{key}",
+                actor=actor,
+                details={"version": version, "jurisdiction": jurisdiction},
+                input_hashes=[sha256_hex(body)],
             )
         return self.get_record(collection, key)
 
-    def delete_record(self, collection: str, key: str, *, expected_version: int, actor: str) -> None:
+    @override
+    def delete_record(
+        self, collection: str, key: str, *, expected_version: int, actor: str
+    ) -> None:
         with self.transaction():
             current = self.get_record(collection, key)
             if current.version != expected_version:
-                raise ConflictError(f"{key} 已被 {current.updated_by} 修改 (版本 {current.version})", key="version_conflict", feature=key)
-            self._execute("DELETE FROM yz_records WHERE collection = ? AND key = ?", (collection, key))
-            self.audit_append(f"{collection}.delete", f"{collection}:{key}", actor=actor, details={"version": current.version})
+                raise ConflictError(
+                    f"{key} 已被 {current.updated_by} 修改 (版本 {current.version})",
+                    key="version_conflict",
+                    feature=key,
+                )
+            self._execute(
+                "DELETE FROM yz_records WHERE collection = ? AND key = ?", (collection, key)
+            )
+            self.audit_append(
+                f"{collection}.delete",
+                f"{collection}:{key}",
+                actor=actor,
+                details={"version": current.version},
+            )
 
     # runtime state ---------------------------------------------------------------
     _STATE_COLS = "kind, key, grp, data, created_at, updated_at, expires_at"
@@ -1005,10 +1271,16 @@ class SQLStore(Store):
     @staticmethod
     def _state_from_row(r: Sequence[Any]) -> StateEntry:
         return StateEntry(
-            kind=r[0], key=r[1], group=r[2], data=json.loads(r[3] or "{}"), created_at=float(r[4]),
-            updated_at=float(r[5]), expires_at=float(r[6]) if r[6] is not None else None,
+            kind=r[0],
+            key=r[1],
+            group=r[2],
+            data=json.loads(r[3] or "{}"),
+            created_at=float(r[4]),
+            updated_at=float(r[5]),
+            expires_at=float(r[6]) if r[6] is not None else None,
         )
 
+    @override
     def put_state(
         self,
         kind: str,
@@ -1037,6 +1309,7 @@ class SQLStore(Store):
         )
         return True
 
+    @override
     def get_state(self, kind: str, key: str, *, now: float | None = None) -> StateEntry | None:
         rows = self._query(
             f"SELECT {self._STATE_COLS} FROM yz_runtime_state "
@@ -1045,6 +1318,7 @@ class SQLStore(Store):
         )
         return self._state_from_row(rows[0]) if rows else None
 
+    @override
     def list_state(
         self,
         kind: str,
@@ -1072,6 +1346,7 @@ class SQLStore(Store):
             params.append(int(limit))
         return [self._state_from_row(r) for r in self._query(sql, params)]
 
+    @override
     def delete_state(self, kind: str, key: str | None = None, *, group: str | None = None) -> int:
         sql = "DELETE FROM yz_runtime_state WHERE kind = ?"
         params: list[Any] = [kind]
@@ -1083,36 +1358,59 @@ class SQLStore(Store):
             params.append(group)
         return int(self._execute(sql, params))
 
+    @override
     def purge_state(self, *, now: float | None = None) -> int:
-        return int(self._execute(
-            "DELETE FROM yz_runtime_state WHERE expires_at IS NOT NULL AND expires_at <= ?",
-            (now if now is not None else time.time(),),
-        ))
+        return int(
+            self._execute(
+                "DELETE FROM yz_runtime_state WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                (now if now is not None else time.time(),),
+            )
+        )
 
     # audit -------------------------------------------------------------------
-    def audit_append(self, action: str, target: str, *, actor: str, details: Mapping[str, Any] | None = None, input_hashes: Sequence[str] = ()) -> AuditRecord:
+    @override
+    def audit_append(
+        self,
+        action: str,
+        target: str,
+        *,
+        actor: str,
+        details: Mapping[str, Any] | None = None,
+        input_hashes: Sequence[str] = (),
+    ) -> AuditRecord:
         with self.transaction():
             self._lock_audit()
             head = self._query("SELECT value FROM yz_meta WHERE key = ?", ("audit_head",))[0][0]
-            count = int(self._query("SELECT value FROM yz_meta WHERE key = ?", ("audit_count",))[0][0])
+            count = int(
+                self._query("SELECT value FROM yz_meta WHERE key = ?", ("audit_count",))[0][0]
+            )
             seq = count + 1
             ts = _now()
             det = canonical_json(dict(details or {}))
             ins = canonical_json(list(input_hashes))
             h = audit_hash(seq, ts, actor, action, target, det, ins, head)
             self._execute(
-                "INSERT INTO yz_audit (seq, ts, actor, action, target, details, input_hashes, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO yz_audit (seq, ts, actor, action, target, details, input_hashes, "
+                "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (seq, ts, actor, action, target, det, ins, head, h),
             )
             self._execute("UPDATE yz_meta SET value = ? WHERE key = ?", (h, "audit_head"))
             self._execute("UPDATE yz_meta SET value = ? WHERE key = ?", (str(seq), "audit_count"))
-        return AuditRecord(seq, ts, actor, action, target, json.loads(det), json.loads(ins), head, h)
+        return AuditRecord(
+            seq, ts, actor, action, target, json.loads(det), json.loads(ins), head, h
+        )
 
     def _lock_audit(self) -> None:
         """Serialise writers of the chain (backends override where needed)."""
 
-    def audit_log(self, *, limit: int | None = None, target: str | None = None) -> list[AuditRecord]:
-        sql = "SELECT seq, ts, actor, action, target, details, input_hashes, prev_hash, hash FROM yz_audit"
+    @override
+    def audit_log(
+        self, *, limit: int | None = None, target: str | None = None
+    ) -> list[AuditRecord]:
+        sql = (
+            "SELECT seq, ts, actor, action, target, details, input_hashes, prev_hash, hash "
+            "FROM yz_audit"
+        )
         params: list[Any] = []
         if target:
             sql += " WHERE target = ?"
@@ -1121,17 +1419,37 @@ class SQLStore(Store):
         rows = self._query(sql, params)
         if limit:
             rows = rows[-limit:]
-        return [AuditRecord(int(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), json.loads(r[6] or "[]"), r[7], r[8]) for r in rows]
+        return [
+            AuditRecord(
+                int(r[0]),
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                json.loads(r[5] or "{}"),
+                json.loads(r[6] or "[]"),
+                r[7],
+                r[8],
+            )
+            for r in rows
+        ]
 
+    @override
     def audit_verify(self) -> AuditVerification:
-        rows = self._query("SELECT seq, ts, actor, action, target, details, input_hashes, prev_hash, hash FROM yz_audit ORDER BY seq")
+        rows = self._query(
+            "SELECT seq, ts, actor, action, target, details, input_hashes, prev_hash, hash "
+            "FROM yz_audit ORDER BY seq"
+        )
         problems: list[str] = []
         prev = GENESIS
         expected_seq = 1
         for r in rows:
             seq = int(r[0])
             if seq != expected_seq:
-                problems.append(f"缺少审计记录 #{expected_seq}" + (f"–#{seq - 1}" if seq - 1 > expected_seq else ""))
+                problems.append(
+                    f"缺少审计记录 #{expected_seq}"
+                    + (f"–#{seq - 1}" if seq - 1 > expected_seq else "")
+                )
             if r[7] != prev:
                 problems.append(f"审计记录 #{seq} 的前序哈希与上一条不符 (记录被删除或改动)")
             h = audit_hash(seq, r[1], r[2], r[3], r[4], r[5], r[6], r[7])
@@ -1141,27 +1459,44 @@ class SQLStore(Store):
             expected_seq = seq + 1
         meta = dict(self._query("SELECT key, value FROM yz_meta"))
         if int(meta.get("audit_count", 0)) != len(rows):
-            problems.append(f"审计记录数 {len(rows)} 与锚定值 {meta.get('audit_count')} 不符 (末尾记录被删除?)")
+            problems.append(
+                f"审计记录数 {len(rows)} 与锚定值 {meta.get('audit_count')} 不符 (末尾记录被删除?)"
+            )
         if rows and meta.get("audit_head") != rows[-1][8]:
             problems.append("审计链末端哈希与锚定值不符")
-        return AuditVerification(ok=not problems, count=len(rows), head=prev, problems=tuple(problems))
+        return AuditVerification(
+            ok=not problems, count=len(rows), head=prev, problems=tuple(problems)
+        )
 
     # provenance ----------------------------------------------------------------
+    @override
     def save_provenance(self, record: ProvenanceRecord) -> str:
         with self.transaction():
             if not self._query("SELECT 1 FROM yz_provenance WHERE id = ?", (record.id,)):
                 self._execute(
-                    "INSERT INTO yz_provenance (id, kind, created_at, created_by, body) VALUES (?, ?, ?, ?, ?)",
-                    (record.id, record.kind, record.created_at, record.created_by, canonical_json(record.to_dict())),
+                    "INSERT INTO yz_provenance (id, kind, created_at, created_by, body) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        record.kind,
+                        record.created_at,
+                        record.created_by,
+                        canonical_json(record.to_dict()),
+                    ),
                 )
         return record.id
 
+    @override
     def get_provenance(self, rid: str) -> ProvenanceRecord:
         rows = self._query("SELECT body FROM yz_provenance WHERE id = ?", (rid,))
         if not rows:
             rows = self._query("SELECT body FROM yz_provenance WHERE id LIKE ?", (rid + "%",))
             if len(rows) != 1:
-                raise NotFoundError(f"溯源记录不存在: {rid}", key="provenance_not_found", hint="结果输出中的 provenance_id 即为记录号")
+                raise NotFoundError(
+                    f"溯源记录不存在: {rid}",
+                    key="provenance_not_found",
+                    hint="结果输出中的 provenance_id 即为记录号",
+                )
         return ProvenanceRecord.from_dict(json.loads(rows[0][0]))
 
     # snapshot verification ----------------------------------------------------
@@ -1174,7 +1509,11 @@ class SQLStore(Store):
         hasher = ContentHasher()
         hasher.update(gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf)
         if hasher.hexdigest() != snap.content_hash:
-            raise StoreError(f"快照 {layer}#{snap.id} 内容哈希不符, 数据可能被改动", key="snapshot_tampered", data={"recorded": snap.content_hash, "actual": hasher.hexdigest()})
+            raise StoreError(
+                f"快照 {layer}#{snap.id} 内容哈希不符, 数据可能被改动",
+                key="snapshot_tampered",
+                data={"recorded": snap.content_hash, "actual": hasher.hexdigest()},
+            )
         return True
 
     # -- feature, record and table queries for the web adapters (added for issue 10) -----
@@ -1209,7 +1548,9 @@ class SQLStore(Store):
             if info.jurisdiction_field not in {n for n, _ in schema}:
                 parts.append("1 = 0")  # the field is catalogued but absent: show nothing
             else:
-                sql, p = self._prefix_clause(self._quote_ident(info.jurisdiction_field), jurisdictions, self.ph)
+                sql, p = self._prefix_clause(
+                    self._quote_ident(info.jurisdiction_field), jurisdictions, self.ph
+                )
                 parts.append(sql)
                 args.extend(p)
         return parts, args
@@ -1218,6 +1559,7 @@ class SQLStore(Store):
     def _quote_ident(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
+    @override
     def query_records(
         self,
         collection: str,
@@ -1244,6 +1586,7 @@ class SQLStore(Store):
             params.append(int(limit))
         return [self._record_from_row(r) for r in self._query(sql, params)]
 
+    @override
     def query_table(
         self,
         name: str,
@@ -1256,23 +1599,35 @@ class SQLStore(Store):
         from yizhangtu.store._frames import restore_kinds
 
         if not self._query("SELECT 1 FROM yz_tables WHERE name = ?", (name,)):
-            raise NotFoundError(f"数据表不存在: {name}", key="table_not_found", hint="现有数据表: " + ", ".join(self.table_names()))
+            raise NotFoundError(
+                f"数据表不存在: {name}",
+                key="table_not_found",
+                hint="现有数据表: " + ", ".join(self.table_names()),
+            )
         table = f"yzt_{name}"
         kinds_row = self._query("SELECT value FROM yz_meta WHERE key = ?", (f"kinds:{table}",))
         kinds = [tuple(k) for k in json.loads(kinds_row[0][0])] if kinds_row else []
         names = [str(k[0]) for k in kinds]
         if any("?" in n or "%" in n for n in names):
             # the portable placeholder rewrite cannot carry these names through
-            raise InputError(f"数据表 {name} 的列名含 ? 或 %, 无法按条件查询", key="table_column_name", field=name)
+            raise InputError(
+                f"数据表 {name} 的列名含 ? 或 %, 无法按条件查询",
+                key="table_column_name",
+                field=name,
+            )
         where = ""
         params: list[Any] = []
         if jurisdictions is not None and jurisdiction_field:
             if jurisdiction_field not in names:
                 where = " WHERE 1 = 0"
             else:
-                clause, params = self._prefix_clause(self._quote_ident(jurisdiction_field), jurisdictions, "?")
+                clause, params = self._prefix_clause(
+                    self._quote_ident(jurisdiction_field), jurisdictions, "?"
+                )
                 where = f" WHERE {clause}"
-        total = int(self._query(f"SELECT COUNT(*) FROM {self._quote_ident(table)}{where}", params)[0][0])
+        total = int(
+            self._query(f"SELECT COUNT(*) FROM {self._quote_ident(table)}{where}", params)[0][0]
+        )
         cols = ", ".join(self._quote_ident(n) for n in names) or "fid"
         sql = f"SELECT {cols} FROM {self._quote_ident(table)}{where} ORDER BY fid"
         args = list(params)
@@ -1281,4 +1636,4 @@ class SQLStore(Store):
             args.extend([int(limit) if limit is not None else 2**62, int(offset)])
         rows = self._query(sql, args)
         df = pd.DataFrame(rows, columns=names) if names else pd.DataFrame(index=range(len(rows)))
-        return restore_kinds(df, kinds), total  # type: ignore[arg-type]
+        return restore_kinds(df, kinds), total

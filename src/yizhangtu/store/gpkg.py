@@ -21,9 +21,16 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+from typing_extensions import override
 
 from yizhangtu.errors import ConflictError, StoreError
-from yizhangtu.store._frames import column_kinds, declared_geometry_type, normalise_chunk, py_value, restore_kinds
+from yizhangtu.store._frames import (
+    column_kinds,
+    declared_geometry_type,
+    normalise_chunk,
+    py_value,
+    restore_kinds,
+)
 from yizhangtu.store.base import FeatureRows, LayerSpec, SnapshotInfo, SQLStore, normalise_obs_date
 from yizhangtu.store.hashing import ContentHasher
 
@@ -42,16 +49,18 @@ _GPKG_CORE = [
         last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
         min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER,
         CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id))""",
+    # split by concatenation so the DDL that SQLite stores (and GDAL may read) stays as it was
     """CREATE TABLE gpkg_geometry_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL,
-        geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
+        geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, """
+    """m TINYINT NOT NULL,
         CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
         CONSTRAINT uk_gc_table_name UNIQUE (table_name),
         CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
         CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))""",
-    """INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined',
-        'undefined cartesian coordinate reference system')""",
-    """INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined geographic SRS', 0, 'NONE', 0, 'undefined',
-        'undefined geographic coordinate reference system')""",
+    """INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined cartesian SRS', -1, 'NONE', -1,
+        'undefined', 'undefined cartesian coordinate reference system')""",
+    """INSERT INTO gpkg_spatial_ref_sys VALUES ('Undefined geographic SRS', 0, 'NONE', 0,
+        'undefined', 'undefined geographic coordinate reference system')""",
 ]
 
 
@@ -74,7 +83,14 @@ def _writer_alive(owner: tuple[Any, Any] | None) -> bool:
 def _wgs84_row() -> tuple[Any, ...]:
     from pyproj import CRS
 
-    return ("WGS 84 geodetic", 4326, "EPSG", 4326, CRS.from_epsg(4326).to_wkt("WKT1_GDAL"), "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid")
+    return (
+        "WGS 84 geodetic",
+        4326,
+        "EPSG",
+        4326,
+        CRS.from_epsg(4326).to_wkt("WKT1_GDAL"),
+        "longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid",
+    )
 
 
 class GeoPackageStore(SQLStore):
@@ -87,16 +103,28 @@ class GeoPackageStore(SQLStore):
         self.uri = str(self.path)
         if not self.path.exists():
             if not create:
-                raise StoreError(f"工作空间不存在: {self.path}", key="workspace_not_found", file=str(self.path), hint="用 yizhangtu init 创建, 或检查 --workspace")
+                raise StoreError(
+                    f"工作空间不存在: {self.path}",
+                    key="workspace_not_found",
+                    file=str(self.path),
+                    hint="用 yizhangtu init 创建, 或检查 --workspace",
+                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._create_empty()
         try:
             self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
             app = self.conn.execute("PRAGMA application_id").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"工作空间文件已损坏或不是 GeoPackage: {self.path} ({exc})", key="workspace_corrupt", file=str(self.path), hint="检查文件, 或从备份恢复") from None
+            raise StoreError(
+                f"工作空间文件已损坏或不是 GeoPackage: {self.path} ({exc})",
+                key="workspace_corrupt",
+                file=str(self.path),
+                hint="检查文件, 或从备份恢复",
+            ) from None
         if app != _GPKG_APP_ID:
-            raise StoreError(f"不是 GeoPackage 文件: {self.path}", key="workspace_not_gpkg", file=str(self.path))
+            raise StoreError(
+                f"不是 GeoPackage 文件: {self.path}", key="workspace_not_gpkg", file=str(self.path)
+            )
         self.conn.execute("PRAGMA foreign_keys = OFF")
         self._init_schema()
         self._cleanup_debris()
@@ -116,6 +144,7 @@ class GeoPackageStore(SQLStore):
             con.close()
         tmp.replace(self.path)  # atomic: a half-created workspace is never visible
 
+    @override
     def close(self) -> None:
         try:
             self.conn.close()
@@ -141,15 +170,27 @@ class GeoPackageStore(SQLStore):
         return self.conn.execute(sql, tuple(params)).fetchall()
 
     def _table_exists(self, table: str) -> bool:
-        return bool(self._query("SELECT 1 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (table,)))
+        return bool(
+            self._query(
+                "SELECT 1 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (table,)
+            )
+        )
 
     # -- feature tables ---------------------------------------------------------
     def _drop_snapshot_table(self, table: str) -> None:
-        for (name,) in self._query("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?", (f"rtree_{table}_%",)):
+        for (name,) in self._query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?",
+            (f"rtree_{table}_%",),
+        ):
             if re.fullmatch(rf"rtree_{re.escape(table)}_[A-Za-z0-9_]+", name):
                 self._execute(f'DROP TABLE IF EXISTS "{name}"')
         self._execute(f'DROP TABLE IF EXISTS "{table}"')
-        for meta in ("gpkg_geometry_columns", "gpkg_extensions", "gpkg_ogr_contents", "gpkg_contents"):
+        for meta in (
+            "gpkg_geometry_columns",
+            "gpkg_extensions",
+            "gpkg_ogr_contents",
+            "gpkg_contents",
+        ):
             if self._table_exists(meta):
                 self._execute(f"DELETE FROM {meta} WHERE table_name = ?", (table,))
 
@@ -160,12 +201,23 @@ class GeoPackageStore(SQLStore):
         on this host) is left alone, so a second process opening the workspace never deletes
         another's import in progress.
         """
-        self._execute("CREATE TABLE IF NOT EXISTS yz_staging (table_name TEXT PRIMARY KEY, pid INTEGER, host TEXT, started_at TEXT)")
+        self._execute(
+            "CREATE TABLE IF NOT EXISTS yz_staging "
+            "(table_name TEXT PRIMARY KEY, pid INTEGER, host TEXT, started_at TEXT)"
+        )
         registered = {r[0] for r in self._query("SELECT table_name FROM yz_snapshots")}
-        candidates = {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        candidates = {
+            r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
         candidates |= {r[0] for r in self._query("SELECT table_name FROM gpkg_contents")}
-        owners = {r[0]: (r[1], r[2]) for r in self._query("SELECT table_name, pid, host FROM yz_staging")}
-        debris = sorted(t for t in candidates if _SNAP_TABLE.match(t) and t not in registered and not _writer_alive(owners.get(t)))
+        owners = {
+            r[0]: (r[1], r[2]) for r in self._query("SELECT table_name, pid, host FROM yz_staging")
+        }
+        debris = sorted(
+            t
+            for t in candidates
+            if _SNAP_TABLE.match(t) and t not in registered and not _writer_alive(owners.get(t))
+        )
         stale = [t for t, owner in owners.items() if not _writer_alive(owner)]
         if debris or stale:
             with self.transaction():
@@ -174,13 +226,19 @@ class GeoPackageStore(SQLStore):
                 for t in stale:
                     self._execute("DELETE FROM yz_staging WHERE table_name = ?", (t,))
 
-    def _set_current_view(self, layer: str, table: str | None, crs: str | None, geometry_type: str | None) -> None:
+    def _set_current_view(
+        self, layer: str, table: str | None, crs: str | None, geometry_type: str | None
+    ) -> None:
         self._execute(f'DROP VIEW IF EXISTS "{layer}"')
         self._execute("DELETE FROM gpkg_geometry_columns WHERE table_name = ?", (layer,))
         self._execute("DELETE FROM gpkg_contents WHERE table_name = ?", (layer,))
         if table is None:
             return
-        geom_rows = self._query("SELECT column_name, geometry_type_name, srs_id, z, m FROM gpkg_geometry_columns WHERE table_name = ?", (table,))
+        geom_rows = self._query(
+            "SELECT column_name, geometry_type_name, srs_id, z, m FROM gpkg_geometry_columns "
+            "WHERE table_name = ?",
+            (table,),
+        )
         if not geom_rows:
             raise StoreError(f"快照表 {table} 未登记几何列", key="store_inconsistent")
         gcol, gtype, srs_id, z, m = geom_rows[0]
@@ -188,20 +246,33 @@ class GeoPackageStore(SQLStore):
         others = ", ".join(f'"{c}"' for c in cols if c != "fid")
         # GDAL takes a view's first integer column named OGC_FID as the feature id.
         self._execute(f'CREATE VIEW "{layer}" AS SELECT fid AS OGC_FID, {others} FROM "{table}"')
-        ext = self._query("SELECT min_x, min_y, max_x, max_y, description FROM gpkg_contents WHERE table_name = ?", (table,))
+        ext = self._query(
+            "SELECT min_x, min_y, max_x, max_y, description FROM gpkg_contents "
+            "WHERE table_name = ?",
+            (table,),
+        )
         bbox = ext[0][:4] if ext else (None, None, None, None)
         title = self._query("SELECT title FROM yz_layers WHERE name = ?", (layer,))
         self._execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, min_x, min_y, max_x, max_y, srs_id) "
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+            "last_change, min_x, min_y, max_x, max_y, srs_id) "
             "VALUES (?, 'features', ?, ?, ?, ?, ?, ?, ?, ?)",
-            (layer, layer, (title[0][0] if title and title[0][0] else layer) + " (当前快照)",
-             datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"), *bbox, srs_id),
+            (
+                layer,
+                layer,
+                (title[0][0] if title and title[0][0] else layer) + " (当前快照)",
+                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                *bbox,
+                srs_id,
+            ),
         )
         self._execute(
-            "INSERT INTO gpkg_geometry_columns (table_name, column_name, geometry_type_name, srs_id, z, m) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO gpkg_geometry_columns "
+            "(table_name, column_name, geometry_type_name, srs_id, z, m) VALUES (?, ?, ?, ?, ?, ?)",
             (layer, gcol, gtype, srs_id, z, m),
         )
 
+    @override
     def write_snapshot(
         self,
         spec: LayerSpec,
@@ -217,17 +288,33 @@ class GeoPackageStore(SQLStore):
         geometry_type: str | None = None,
         progress: Any = None,
     ) -> SnapshotInfo:
-        if self._query("SELECT 1 FROM yz_snapshots WHERE layer = ? AND label = ?", (spec.name, label)):
-            raise ConflictError(f"图层 {spec.name} 已有快照 {label}", key="snapshot_exists", field="snapshot", hint="快照不可覆盖; 请换一个 --snapshot 标签")
+        if self._query(
+            "SELECT 1 FROM yz_snapshots WHERE layer = ? AND label = ?", (spec.name, label)
+        ):
+            raise ConflictError(
+                f"图层 {spec.name} 已有快照 {label}",
+                key="snapshot_exists",
+                field="snapshot",
+                hint="快照不可覆盖; 请换一个 --snapshot 标签",
+            )
         sid = self._next_snapshot_id()
         table = f"{spec.name}__s{sid}"
         with self.transaction():
             if self._query("SELECT 1 FROM yz_staging WHERE table_name = ?", (table,)):
-                raise ConflictError(f"另一个进程正在导入 {spec.name}", key="import_in_progress", hint="等待其完成后重试")
+                raise ConflictError(
+                    f"另一个进程正在导入 {spec.name}",
+                    key="import_in_progress",
+                    hint="等待其完成后重试",
+                )
             self._drop_snapshot_table(table)
             self._execute(
                 "INSERT INTO yz_staging (table_name, pid, host, started_at) VALUES (?, ?, ?, ?)",
-                (table, os.getpid(), socket.gethostname(), datetime.now(UTC).isoformat(timespec="seconds")),
+                (
+                    table,
+                    os.getpid(),
+                    socket.gethostname(),
+                    datetime.now(UTC).isoformat(timespec="seconds"),
+                ),
             )
         obs_date = obs_date or normalise_obs_date(label)
         hasher = ContentHasher()
@@ -251,7 +338,13 @@ class GeoPackageStore(SQLStore):
                     driver="GPKG",
                     append=written > 0,
                     geometry_type=gt if written == 0 else None,
-                    layer_options={"GEOMETRY_NAME": "geom", "FID": "fid", "DESCRIPTION": spec.title or spec.name} if written == 0 else None,
+                    layer_options={
+                        "GEOMETRY_NAME": "geom",
+                        "FID": "fid",
+                        "DESCRIPTION": spec.title or spec.name,
+                    }
+                    if written == 0
+                    else None,
                 )
                 written += len(chunk)
                 if progress is not None:
@@ -259,13 +352,27 @@ class GeoPackageStore(SQLStore):
             if written == 0:
                 from yizhangtu.errors import InputError
 
-                raise InputError(f"没有要素可写入图层 {spec.name}", key="empty_layer", file=source_file, hint="检查源文件是否为空或过滤条件")
+                raise InputError(
+                    f"没有要素可写入图层 {spec.name}",
+                    key="empty_layer",
+                    file=source_file,
+                    hint="检查源文件是否为空或过滤条件",
+                )
             snap = SnapshotInfo(
-                id=sid, layer=spec.name, label=label, obs_date=obs_date,
-                created_at=datetime.now(UTC).isoformat(timespec="seconds"), created_by=actor,
-                source_file=source_file, source_hash=source_hash, source_crs=source_crs, crs=crs or "",
-                content_hash=hasher.hexdigest(), feature_count=written,
-                geometry_type=geometry_type or declared_geometry_type(types), table_name=table,
+                id=sid,
+                layer=spec.name,
+                label=label,
+                obs_date=obs_date,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                created_by=actor,
+                source_file=source_file,
+                source_hash=source_hash,
+                source_crs=source_crs,
+                crs=crs or "",
+                content_hash=hasher.hexdigest(),
+                feature_count=written,
+                geometry_type=geometry_type or declared_geometry_type(types),
+                table_name=table,
                 notes=dict(notes or {}),
             )
             with self.transaction():
@@ -282,6 +389,7 @@ class GeoPackageStore(SQLStore):
             raise
         return snap
 
+    @override
     def read_layer(
         self,
         layer: str,
@@ -292,7 +400,12 @@ class GeoPackageStore(SQLStore):
         columns: Sequence[str] | None = None,
     ) -> gpd.GeoDataFrame:
         snap = self.resolve_snapshot(layer, snapshot, as_of=as_of)
-        gdf = pyogrio.read_dataframe(self.path, layer=snap.table_name, bbox=bbox, columns=list(columns) if columns is not None else None)
+        gdf = pyogrio.read_dataframe(
+            self.path,
+            layer=snap.table_name,
+            bbox=bbox,
+            columns=list(columns) if columns is not None else None,
+        )
         gdf.attrs["snapshot_id"] = snap.id
         gdf.attrs["content_hash"] = snap.content_hash
         return gdf
@@ -300,28 +413,46 @@ class GeoPackageStore(SQLStore):
     # -- plain tables -----------------------------------------------------------
     def _write_frame_table(self, table: str, df: pd.DataFrame) -> None:
         kinds = column_kinds(df)
-        sqltype = {"int": "INTEGER", "float": "REAL", "bool": "BOOLEAN", "datetime": "DATETIME", "str": "TEXT"}
+        sqltype = {
+            "int": "INTEGER",
+            "float": "REAL",
+            "bool": "BOOLEAN",
+            "datetime": "DATETIME",
+            "str": "TEXT",
+        }
         self._execute(f'DROP TABLE IF EXISTS "{table}"')
         self._execute("DELETE FROM gpkg_contents WHERE table_name = ?", (table,))
         cols = ", ".join(f'"{n}" {sqltype[k]}' for n, k in kinds)
-        self._execute(f'CREATE TABLE "{table}" (fid INTEGER PRIMARY KEY AUTOINCREMENT{", " + cols if cols else ""})')
+        self._execute(
+            f'CREATE TABLE "{table}" '
+            f"(fid INTEGER PRIMARY KEY AUTOINCREMENT{', ' + cols if cols else ''})"
+        )
         if kinds:
             names = ", ".join(f'"{n}"' for n, _ in kinds)
             marks = ", ".join("?" * len(kinds))
-            rows = [tuple(py_value(v, k) for v, (_, k) in zip(row, kinds, strict=True)) for row in df.itertuples(index=False, name=None)]
+            rows = [
+                tuple(py_value(v, k) for v, (_, k) in zip(row, kinds, strict=True))
+                for row in df.itertuples(index=False, name=None)
+            ]
             self.conn.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
         # registered as an attributes table so QGIS lists it too
         self._execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change) VALUES (?, 'attributes', ?, ?)",
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change) "
+            "VALUES (?, 'attributes', ?, ?)",
             (table, table, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")),
         )
-        self._execute("INSERT OR REPLACE INTO yz_meta (key, value) VALUES (?, ?)", (f"kinds:{table}", json.dumps(kinds)))
+        self._execute(
+            "INSERT OR REPLACE INTO yz_meta (key, value) VALUES (?, ?)",
+            (f"kinds:{table}", json.dumps(kinds)),
+        )
 
     def _read_frame_table(self, table: str) -> pd.DataFrame:
-        df = pd.read_sql_query(f'SELECT * FROM "{table}" ORDER BY fid', self.conn).drop(columns=["fid"])
+        df = pd.read_sql_query(f'SELECT * FROM "{table}" ORDER BY fid', self.conn).drop(
+            columns=["fid"]
+        )
         rows = self._query("SELECT value FROM yz_meta WHERE key = ?", (f"kinds:{table}",))
         kinds = [tuple(k) for k in json.loads(rows[0][0])] if rows else []
-        return restore_kinds(df, kinds)  # type: ignore[arg-type]
+        return restore_kinds(df, kinds)
 
     # -- feature queries for the web adapters (added for issue 10) ------------------
     # Reads go through plain sqlite3 so that the attribute filter, the R-tree test, the
@@ -329,19 +460,33 @@ class GeoPackageStore(SQLStore):
     sql_dialect = "sqlite"
 
     _GPKG_KINDS = (
-        ("BOOLEAN", "bool"), ("INT", "int"), ("REAL", "float"), ("FLOAT", "float"), ("DOUBLE", "float"),
-        ("NUMERIC", "float"), ("DATE", "datetime"),
+        ("BOOLEAN", "bool"),
+        ("INT", "int"),
+        ("REAL", "float"),
+        ("FLOAT", "float"),
+        ("DOUBLE", "float"),
+        ("NUMERIC", "float"),
+        ("DATE", "datetime"),
     )
     _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
     def _snapshot_layout(self, snap: SnapshotInfo) -> tuple[list[tuple[str, str]], str, str | None]:
-        """(attribute kinds, geometry column, R-tree table or None) of an immutable snapshot table."""
+        """Return (attribute kinds, geometry column, R-tree table or None) of a snapshot table.
+
+        Snapshot tables are immutable, so the layout is cached.
+        """
         cache = self.__dict__.setdefault("_layout_cache", {})
         table = snap.table_name
-        key = (table, snap.created_at, snap.content_hash)  # a deleted layer's table name can come back
+        key = (
+            table,
+            snap.created_at,
+            snap.content_hash,
+        )  # a deleted layer's table name can come back
         if key in cache:
             return cache[key]
-        geom_rows = self._query("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (table,))
+        geom_rows = self._query(
+            "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (table,)
+        )
         gcol = geom_rows[0][0] if geom_rows else "geom"
         schema: list[tuple[str, str]] = []
         for _cid, name, typ, *_ in self._query(f'PRAGMA table_info("{table}")'):
@@ -355,26 +500,48 @@ class GeoPackageStore(SQLStore):
         cache[key] = (schema, gcol, rtree if has_rtree else None)
         return cache[key]
 
-    def feature_schema(self, layer: str, *, snapshot: str | int | None = None) -> list[tuple[str, str]]:
+    @override
+    def feature_schema(
+        self, layer: str, *, snapshot: str | int | None = None
+    ) -> list[tuple[str, str]]:
         snap = self.resolve_snapshot(layer, snapshot)
         return list(self._snapshot_layout(snap)[0])
 
-    def _bbox_clause(self, snap: SnapshotInfo, bbox: tuple[float, float, float, float]) -> tuple[str, list[Any]]:
+    def _bbox_clause(
+        self, snap: SnapshotInfo, bbox: tuple[float, float, float, float]
+    ) -> tuple[str, list[Any]]:
         _, _, rtree = self._snapshot_layout(snap)
         if rtree is None:
             return "1 = 1", []  # no index: the caller's exact refinement does the work
         return (
-            f'"fid" IN (SELECT id FROM "{rtree}" WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)',
+            f'"fid" IN (SELECT id FROM "{rtree}" '
+            "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)",
             [float(bbox[2]), float(bbox[0]), float(bbox[3]), float(bbox[1])],
         )
 
-    def spatial_filter_sql(self, snapshot: SnapshotInfo, wkb: bytes, bounds: tuple[float, float, float, float], op: str = "intersects") -> tuple[str, list[Any], bool]:
+    @override
+    def spatial_filter_sql(
+        self,
+        snapshot: SnapshotInfo,
+        wkb: bytes,
+        bounds: tuple[float, float, float, float],
+        op: str = "intersects",
+    ) -> tuple[str, list[Any], bool]:
         # intersects, within and contains all imply intersecting bounding boxes
         sql, params = self._bbox_clause(snapshot, bounds)
         return sql, params, False
 
-    def feature_extent(self, layer: str, *, snapshot: str | int | None = None, jurisdictions: Sequence[str] | None = None) -> tuple[float, float, float, float] | None:
-        snap, _schema, _gcol, where, args = self._feature_sql(layer, snapshot, None, None, (), None, jurisdictions)
+    @override
+    def feature_extent(
+        self,
+        layer: str,
+        *,
+        snapshot: str | int | None = None,
+        jurisdictions: Sequence[str] | None = None,
+    ) -> tuple[float, float, float, float] | None:
+        snap, _schema, _gcol, where, args = self._feature_sql(
+            layer, snapshot, None, None, (), None, jurisdictions
+        )
         _, _, rtree = self._snapshot_layout(snap)
         if rtree is None:
             gdf, _ = self.query_features(layer, snapshot=snap.id, jurisdictions=jurisdictions)
@@ -383,7 +550,11 @@ class GeoPackageStore(SQLStore):
         if where:
             sql += f' WHERE id IN (SELECT "fid" FROM "{snap.table_name}"{where})'
         row = self.conn.execute(sql, args).fetchone()
-        return None if row is None or row[0] is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+        return (
+            None
+            if row is None or row[0] is None
+            else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+        )
 
     def _decode_geometries(self, blobs: Sequence[Any]) -> Any:
         import numpy as np
@@ -396,7 +567,7 @@ class GeoPackageStore(SQLStore):
                 out[i] = None
                 continue
             env = (b[3] >> 1) & 7
-            out[i] = bytes(b[8 + (sizes[env] if env < len(sizes) else 0):])
+            out[i] = bytes(b[8 + (sizes[env] if env < len(sizes) else 0) :])
         return shapely.from_wkb(out, on_invalid="ignore")
 
     def _feature_sql(
@@ -412,7 +583,14 @@ class GeoPackageStore(SQLStore):
         info = self.layer(layer)
         snap = self.resolve_snapshot(layer, snapshot)
         schema, gcol, _ = self._snapshot_layout(snap)
-        parts, args = self._feature_filters(info, schema, where_sql=where_sql, params=params, after_fid=after_fid, jurisdictions=jurisdictions)
+        parts, args = self._feature_filters(
+            info,
+            schema,
+            where_sql=where_sql,
+            params=params,
+            after_fid=after_fid,
+            jurisdictions=jurisdictions,
+        )
         if bbox is not None:
             sql, p = self._bbox_clause(snap, bbox)
             parts.insert(0, sql)
@@ -420,6 +598,7 @@ class GeoPackageStore(SQLStore):
         where = (" WHERE " + " AND ".join(parts)) if parts else ""
         return snap, schema, gcol, where, args
 
+    @override
     def query_feature_rows(
         self,
         layer: str,
@@ -433,9 +612,13 @@ class GeoPackageStore(SQLStore):
         columns: Sequence[str] | None = None,
         jurisdictions: Sequence[str] | None = None,
     ) -> FeatureRows:
-        snap, schema, gcol, where, args = self._feature_sql(layer, snapshot, bbox, where_sql, params, after_fid, jurisdictions)
+        snap, schema, gcol, where, args = self._feature_sql(
+            layer, snapshot, bbox, where_sql, params, after_fid, jurisdictions
+        )
         kinds = [(n, k) for n, k in schema if columns is None or n in columns]
-        sel = ", ".join(['"fid"', *(self._quote_ident(n) for n, _ in kinds), self._quote_ident(gcol)])
+        sel = ", ".join(
+            ['"fid"', *(self._quote_ident(n) for n, _ in kinds), self._quote_ident(gcol)]
+        )
         sql = f'SELECT {sel} FROM "{snap.table_name}"{where} ORDER BY "fid"'
         if limit is not None:
             sql += " LIMIT ?"
@@ -443,10 +626,16 @@ class GeoPackageStore(SQLStore):
         rows = self.conn.execute(sql, args).fetchall()
         nxt = int(rows[-1][0]) if limit is not None and rows and len(rows) >= limit else None
         return FeatureRows(
-            snapshot=snap, columns=[n for n, _ in kinds], kinds=[k for _, k in kinds], fids=[int(r[0]) for r in rows],
-            rows=[r[1:-1] for r in rows], geometries=self._decode_geometries([r[-1] for r in rows]), next_fid=nxt,
+            snapshot=snap,
+            columns=[n for n, _ in kinds],
+            kinds=[k for _, k in kinds],
+            fids=[int(r[0]) for r in rows],
+            rows=[r[1:-1] for r in rows],
+            geometries=self._decode_geometries([r[-1] for r in rows]),
+            next_fid=nxt,
         )
 
+    @override
     def count_features(
         self,
         layer: str,
@@ -458,9 +647,15 @@ class GeoPackageStore(SQLStore):
         jurisdictions: Sequence[str] | None = None,
         estimate_above: int | None = None,
     ) -> tuple[int | None, bool]:
-        snap, _schema, _gcol, where, args = self._feature_sql(layer, snapshot, bbox, where_sql, params, None, jurisdictions)
+        snap, _schema, _gcol, where, args = self._feature_sql(
+            layer, snapshot, bbox, where_sql, params, None, jurisdictions
+        )
         if not where:
             return snap.feature_count, True
         if estimate_above is not None and snap.feature_count > estimate_above:
             return None, False  # SQLite has no planner estimate; counting would scan the layer
-        return int(self.conn.execute(f'SELECT COUNT(*) FROM "{snap.table_name}"{where}', args).fetchone()[0]), True
+        return int(
+            self.conn.execute(f'SELECT COUNT(*) FROM "{snap.table_name}"{where}', args).fetchone()[
+                0
+            ]
+        ), True

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import shapely
 
-
 __all__ = ["ContentHasher", "canonical_value", "frame_digests", "table_hash"]
 
 
@@ -45,13 +44,16 @@ def canonical_value(v: Any) -> Any:
 
 
 def _canon_column(col: pd.Series) -> list[str]:
-    """Canonical text of each value, tagged by type, so that backends agree (1.0 == 1, NaN == None)."""
+    """Canonical text of each value, tagged by type, so that backends agree.
+
+    Tags make 1.0 == 1 and NaN == None on every backend.
+    """
     dt = col.dtype
     if pd.api.types.is_bool_dtype(dt) and not col.isna().any():
         return ["b1" if v else "b0" for v in col.to_numpy()]
     if pd.api.types.is_integer_dtype(dt) and not col.isna().any():
         return ["i" + t for t in col.to_numpy().astype(np.int64).astype(str)]
-    if pd.api.types.is_string_dtype(dt) or dt == object:
+    if pd.api.types.is_string_dtype(dt) or dt == np.dtype(object):
         vals_o = col.to_numpy(dtype=object)
         if all(type(v) is str for v in vals_o):
             return [f"s{len(v)}:{v}" for v in vals_o]
@@ -78,7 +80,12 @@ def frame_digests(gdf: pd.DataFrame, geometry: str | None = "geometry") -> list[
     cols = sorted(str(c) for c in gdf.columns if c != geometry)
     n = len(gdf)
     if geometry is not None and geometry in gdf.columns:
-        wkb = shapely.to_wkb(np.asarray(gdf[geometry].values, dtype=object), output_dimension=2, byte_order=1, flavor="iso")
+        wkb = shapely.to_wkb(
+            np.asarray(gdf[geometry].values, dtype=object),
+            output_dimension=2,
+            byte_order=1,
+            flavor="iso",
+        )
         wkb = [w if w is not None else b"" for w in wkb]
     else:
         wkb = [b""] * n
@@ -86,7 +93,10 @@ def frame_digests(gdf: pd.DataFrame, geometry: str | None = "geometry") -> list[
     texts = [_canon_column(gdf[c]) for c in cols]
     rows = ["\x1f".join(parts) for parts in zip(*texts, strict=True)] if texts else [""] * n
     sha = hashlib.sha256
-    return [sha(w + b"\x00" + header + r.encode("utf-8")).digest() for w, r in zip(wkb, rows, strict=True)]
+    return [
+        sha(w + b"\x00" + header + r.encode("utf-8")).digest()
+        for w, r in zip(wkb, rows, strict=True)
+    ]
 
 
 class ContentHasher:
