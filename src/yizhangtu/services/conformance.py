@@ -7,12 +7,15 @@ call the core, record provenance for every result and write GeoPackage outputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import pandas as pd
@@ -51,6 +54,7 @@ from yizhangtu.services.provenance import record_result, snapshot_ref
 from yizhangtu.store import SnapshotInfo, Store
 
 __all__ = [
+    "AREA_UNITS",
     "DEFAULT_PACKS",
     "ConflictsOutcome",
     "LinesOutcome",
@@ -58,13 +62,24 @@ __all__ = [
     "RedlineOutcome",
     "TransmissionOutcome",
     "check_redline_file",
+    "check_redline_scoped",
+    "conflicts_layers",
     "conflicts_report",
+    "conflicts_report_job",
+    "conformance_packs",
     "discover_lines",
+    "lines_layers",
     "lines_report",
+    "lines_report_job",
     "load_packs",
+    "named_matrix",
+    "named_packs",
     "read_redline_file",
+    "redline_layers",
+    "transmission_check",
     "transmission_report",
     "write_gpkg",
+    "write_redline_report",
 ]
 
 #: Packs used when the caller names none.
@@ -72,6 +87,7 @@ DEFAULT_PACKS = ("conformance-national", "conformance-beijing")
 DEFAULT_ZONES_LAYER = "bj_zones"
 DEFAULT_ZONE_FIELD = "zone"
 DEFAULT_REGISTERED_LAYER = "redlines"
+log = logging.getLogger("yizhangtu.conformance")
 
 
 def load_packs(names: Sequence[str] | None = None) -> list[PolicyPack]:
@@ -778,6 +794,594 @@ def transmission_report(
                 "hierarchy": h.id,
                 "elasticity_pack": epack.ref(),
                 "packs": [p.ref() for p in packs],
+            },
+            policy=epack.ref(),
+            result=res.to_dict(),
+            actor=actor,
+        )
+        rid = rec.id
+    return TransmissionOutcome(result=res, provenance_id=rid)
+
+
+# ---------------------------------------------------------------------------- web adapters
+# Helpers for the REST API (yizhangtu.web.routers.conformance): named policy material only (no
+# file paths from a request), the layers each computation reads (checked whole-layer-visible to
+# the user before and again inside the job), background jobs writing GeoPackage reports, the
+# red-line one-pager as a report, and plan transmission over an inline hierarchy.
+
+#: Area units accepted by the adapters.
+AREA_UNITS = ("m2", "ha", "km2", "mu")
+#: Progress callback of a job: ``progress(fraction, message)``.
+ProgressFn = Callable[[float, str], None]
+_ELASTICITY_PARAM = "transmission_elasticity"
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_packs() -> tuple[tuple[PolicyPack, tuple[str, ...]], ...]:
+    """Shipped packs usable here with their roles, loaded once (packaged files do not change)."""
+    from yizhangtu.policy import list_packs
+
+    out = []
+    for s in list_packs():
+        pack = load_pack(s.id)
+        roles = (("rules",) if pack.module == "conformance" else ()) + (
+            ("elasticity",) if _ELASTICITY_PARAM in pack.parameters else ()
+        )
+        if roles:
+            out.append((pack, roles))
+    return tuple(out)
+
+
+def conformance_packs() -> list[dict[str, Any]]:
+    """Shipped packs usable here: ``conformance`` packs and packs giving a transmission elasticity.
+
+    Each entry is the pack summary plus ``roles`` (``rules``: verdicts and tolerances,
+    ``elasticity``: may be named as ``elasticity_pack``) and its parameters.
+    """
+    out = []
+    for pack, roles in _shipped_packs():
+        d = pack.summary() | {"roles": list(roles), "default": pack.id in DEFAULT_PACKS}
+        d.pop("path", None)
+        d["parameters"] = [p.to_dict() for p in pack.parameters.values()]
+        out.append(d)
+    return out
+
+
+def _named_pack(name: str, role: str) -> PolicyPack:
+    """Load a shipped pack by id if it has ``role``; InputError otherwise (never a path)."""
+    allowed = {pack.id: pack for pack, roles in _shipped_packs() if role in roles}
+    if name not in allowed:
+        raise InputError(
+            f"政策包 {name} 不可用于{'合规审查' if role == 'rules' else '传导弹性'}",
+            key="policy_not_allowed",
+            field="packs" if role == "rules" else "elasticity_pack",
+            hint="可选: " + ", ".join(sorted(allowed)),
+        )
+    return allowed[name]
+
+
+def named_packs(
+    names: Sequence[str] | None, default: Sequence[str] = DEFAULT_PACKS
+) -> list[PolicyPack]:
+    """Conformance packs by id (default :data:`DEFAULT_PACKS`); ids only, never paths."""
+    return [_named_pack(n, "rules") for n in (names or default)]
+
+
+def named_matrix(name: str) -> CompatibilityMatrix:
+    """Load a shipped compatibility matrix by id (never a path)."""
+    from yizhangtu.conformance import list_matrices
+
+    ids = [m["id"] for m in list_matrices()]
+    if name not in ids:
+        raise NotFoundError(
+            f"没有名为 {name} 的冲突矩阵",
+            key="matrix_not_found",
+            field="matrix",
+            hint="可选: " + ", ".join(ids),
+        )
+    return load_matrix(name)
+
+
+def _area_unit(unit: str) -> str:
+    if unit not in AREA_UNITS:
+        raise InputError(
+            f"未知的面积单位: {unit}",
+            key="unknown_area_unit",
+            field="area_unit",
+            hint="可选: " + ", ".join(AREA_UNITS),
+        )
+    return unit
+
+
+def _require_field(store: Store, layer: str, name: str | None, what: str, param: str) -> None:
+    cols = {c for c, _ in store.feature_schema(layer)}
+    if not name or name not in cols:
+        raise InputError(
+            f"图层 {layer} 没有{what}字段 {name or '(未指定)'}",
+            key="field_missing",
+            field=param,
+            hint="现有字段: " + ", ".join(sorted(cols)[:40]),
+        )
+
+
+def lines_layers(
+    store: Store,
+    *,
+    lines: Mapping[str, str] | None = None,
+    zones_layer: str | None = None,
+    zone_field: str = DEFAULT_ZONE_FIELD,
+    units_layer: str | None = None,
+    unit_field: str = "code",
+) -> list[str]:
+    """Layers :func:`lines_report` would read with these arguments, after checking its fields.
+
+    Raises the same NotFoundError as :func:`lines_report` when fewer than two national
+    control lines are found, so a request is refused before any job starts.
+    """
+    mapping = discover_lines(store, lines, zones_layer=zones_layer, zone_field=zone_field)
+    types = line_types()
+    national = {t: la for t, la in mapping.items() if types[t].national}
+    if len(national) < 2:
+        raise NotFoundError(
+            "工作空间中的三条控制线图层不足两种, 无法检查相互重叠",
+            key="control_lines_missing",
+            field="lines",
+            hint="导入 eco_redline、basic_farmland、urban_boundary (类型 control_line), "
+            "或在 lines 中指定 类型→图层",
+            data={"found": dict(mapping)},
+        )
+    out = list(dict.fromkeys(national.values()))
+    if units_layer is not None:
+        zl = zones_layer or DEFAULT_ZONES_LAYER
+        store.resolve_snapshot(zl)
+        store.resolve_snapshot(units_layer)
+        _require_field(store, zl, zone_field, "分区", "zone_field")
+        _require_field(store, units_layer, unit_field, "单元编号", "unit_field")
+        out += [zl, units_layer]
+    return list(dict.fromkeys(out))
+
+
+def conflicts_layers(
+    store: Store,
+    left_layer: str,
+    right_layer: str,
+    *,
+    matrix: str | CompatibilityMatrix,
+    left_field: str | None = None,
+    right_field: str | None = None,
+    units_layer: str | None = None,
+    unit_field: str = "code",
+) -> list[str]:
+    """Layers :func:`conflicts_report` would read, after checking the class and unit fields."""
+    m = matrix if isinstance(matrix, CompatibilityMatrix) else named_matrix(matrix)
+    for layer, given, side, param in (
+        (left_layer, left_field, m.left, "left_field"),
+        (right_layer, right_field, m.right, "right_field"),
+    ):
+        store.resolve_snapshot(layer)
+        cols = {c for c, _ in store.feature_schema(layer)}
+        fld = given or (side.field if side.field in cols else store.layer(layer).code_field)
+        _require_field(store, layer, fld, f"分类 ({side.name}) ", param)
+    out = [left_layer, right_layer]
+    if units_layer is not None:
+        store.resolve_snapshot(units_layer)
+        _require_field(store, units_layer, unit_field, "单元编号", "unit_field")
+        out.append(units_layer)
+    return list(dict.fromkeys(out))
+
+
+def redline_layers(
+    store: Store,
+    *,
+    lines: Mapping[str, str] | None = None,
+    zones_layer: str | None = None,
+    zone_field: str = DEFAULT_ZONE_FIELD,
+    plans: Sequence[str] | None = None,
+    registered_layer: str | None = None,
+) -> list[str]:
+    """Layers :func:`check_redline_file` would read, after checking zone and plan fields.
+
+    Refuses (``nothing_to_check``) when there is nothing to check the red line against.
+    """
+    mapping = discover_lines(store, lines, zones_layer=zones_layer, zone_field=zone_field)
+    types = line_types()
+    for t, layer in mapping.items():
+        if types[t].zone_value is not None:
+            _require_field(store, layer, zone_field, "分区", "zone_field")
+    out = list(mapping.values())
+    for layer, fld in _plan_layers(store, plans):
+        store.resolve_snapshot(layer)
+        _require_field(store, layer, fld, "地类", "plans")
+        out.append(layer)
+    names = {li.name for li in store.layers()}
+    reg = registered_layer or (
+        DEFAULT_REGISTERED_LAYER if DEFAULT_REGISTERED_LAYER in names else None
+    )
+    if reg is not None:
+        store.resolve_snapshot(reg)
+        out.append(reg)
+    if not out:
+        raise NotFoundError(
+            "工作空间中没有可供审查的管控线、规划或登记红线图层, 审查没有依据",
+            key="nothing_to_check",
+            hint="导入 eco_redline、basic_farmland、urban_boundary 等管控线 (类型 control_line) "
+            "或带地类字段的规划图层 (类型 plan); 或指定 lines、plans、registered_layer",
+        )
+    return list(dict.fromkeys(out))
+
+
+_T = TypeVar("_T")
+_READ_RETRIES = (0.2, 0.5, 1.0)
+
+
+def _retry_reads(store: Store, call: Callable[[], _T]) -> _T:
+    """Run ``call``, again when a GDAL read of a GeoPackage workspace fails transiently.
+
+    GDAL opens the workspace file read-only beside the store's own SQLite connection; while
+    another connection commits (provenance, job state), such a read can fail ("attempt to
+    write a readonly database", "not registered in gpkg_contents"). The computations retried
+    here write nothing before their reads are done, so a retry repeats no write.
+    """
+    import pyogrio.errors
+
+    for delay in (*_READ_RETRIES, None):
+        try:
+            return call()
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            if delay is None or store.sql_dialect != "sqlite":
+                raise
+            log.warning("GeoPackage read failed (%s); retrying in %.1f s", exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _report_file(reports_dir: Path, kind: str, ext: str) -> Path:
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    return reports_dir / f"{kind}_{stamp}_{uuid4().hex[:6]}{ext}"
+
+
+def _publish_report(
+    tmp: Path,
+    final: Path,
+    *,
+    kind: str,
+    title: str,
+    scope: Any,
+    synthetic: bool,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Write the sidecar, then move the finished file into view; returns its download entry."""
+    from yizhangtu.services.jobs import write_report_meta
+
+    write_report_meta(
+        final, kind=kind, title=title, scope=scope, synthetic=synthetic, extra=dict(extra)
+    )
+    tmp.replace(final)
+    return {
+        "report": final.name,
+        "url": f"/api/reports/{final.name}",
+        "bytes": final.stat().st_size,
+    }
+
+
+def _synthetic(store: Store, layers: Sequence[str]) -> bool:
+    return any(store.layer(n).synthetic for n in layers)
+
+
+def lines_report_job(
+    uri: str, scope: Any, reports_dir: Path, params: Mapping[str, Any]
+) -> Callable[[ProgressFn], dict[str, Any]]:
+    """Make a job running :func:`lines_report` into a GeoPackage report.
+
+    ``params``: ``lines``, ``zones_layer``, ``zone_field``, ``units_layer``, ``unit_field``,
+    ``unit_name_field``, ``scope_name``, ``packs`` (ids), ``at`` (ISO day), ``area_unit``.
+    Every layer read must be whole-layer-visible to ``scope`` (checked again in the job).
+    """
+    from yizhangtu.services.features import json_ready
+    from yizhangtu.services.jobs import check_whole_layers, open_worker_store
+
+    unit = _area_unit(str(params.get("area_unit") or "ha"))
+    packs = named_packs(params.get("packs"))
+    at = date.fromisoformat(params["at"]) if params.get("at") else date.today()
+    sel: dict[str, Any] = {
+        "lines": params.get("lines") or None,
+        "zones_layer": params.get("zones_layer"),
+        "zone_field": params.get("zone_field") or DEFAULT_ZONE_FIELD,
+        "units_layer": params.get("units_layer"),
+        "unit_field": params.get("unit_field") or "code",
+    }
+
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        store = open_worker_store(uri)
+        try:
+            progress(0.05, "检查图层与权限")
+            layers = lines_layers(store, **sel)
+            check_whole_layers(store, scope, *layers)
+            progress(0.15, "叠加三条控制线")
+            res = _retry_reads(
+                store,
+                lambda: lines_report(
+                    store,
+                    **sel,
+                    unit_name_field=params.get("unit_name_field", "name"),
+                    scope=params.get("scope_name") or "合计",
+                    packs=packs,
+                    at=at,
+                    actor=str(scope.username),
+                ),
+            )
+            synthetic = _synthetic(store, layers)
+        finally:
+            store.close()
+        progress(0.8, "写入 GeoPackage")
+        out: dict[str, Any] = {
+            "line_overlap_pairs": pd.DataFrame(res.overlaps.summary("m2")),
+            "line_overlaps": res.overlaps.patches,
+            "line_overlap_slivers": res.overlaps.slivers,
+        }
+        if res.zones is not None:
+            out["zone_shares"] = res.zones.rows
+            out["zone_totals"] = res.zones.totals
+        final = _report_file(reports_dir, "conformance_lines", ".gpkg")
+        tmp = final.with_name("." + final.name)
+        try:
+            write_gpkg(tmp, out)
+            title = "三条控制线重叠检查" + (" (合成数据)" if synthetic else "")
+            entry = _publish_report(
+                tmp,
+                final,
+                kind="conformance_lines",
+                title=title,
+                scope=scope,
+                synthetic=synthetic,
+                extra={"provenance_id": res.provenance_id, "layers": layers},
+            )
+        finally:
+            tmp.unlink(missing_ok=True)
+        return entry | {"synthetic": synthetic, "result": json_ready(res.to_dict(unit))}
+
+    return run
+
+
+def conflicts_report_job(
+    uri: str, scope: Any, reports_dir: Path, params: Mapping[str, Any]
+) -> Callable[[ProgressFn], dict[str, Any]]:
+    """Make a job running :func:`conflicts_report` into a GeoPackage report.
+
+    ``params``: ``left_layer``, ``right_layer``, ``matrix`` (shipped id), ``left_field``,
+    ``right_field``, ``units_layer``, ``unit_field``, ``unit_name_field``, ``packs``,
+    ``area_unit``. Every layer read must be whole-layer-visible to ``scope``.
+    """
+    from yizhangtu.services.features import json_ready
+    from yizhangtu.services.jobs import check_whole_layers, open_worker_store
+
+    unit = _area_unit(str(params.get("area_unit") or "ha"))
+    packs = named_packs(params.get("packs"))
+    matrix = named_matrix(str(params["matrix"]))
+    left, right = str(params["left_layer"]), str(params["right_layer"])
+    sel: dict[str, Any] = {
+        "matrix": matrix,
+        "left_field": params.get("left_field"),
+        "right_field": params.get("right_field"),
+        "units_layer": params.get("units_layer"),
+        "unit_field": params.get("unit_field") or "code",
+    }
+
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        store = open_worker_store(uri)
+        try:
+            progress(0.05, "检查图层与权限")
+            layers = conflicts_layers(store, left, right, **sel)
+            check_whole_layers(store, scope, *layers)
+            progress(0.15, "按冲突矩阵叠加")
+            res = _retry_reads(
+                store,
+                lambda: conflicts_report(
+                    store,
+                    left,
+                    right,
+                    **sel,
+                    unit_name_field=params.get("unit_name_field", "name"),
+                    packs=packs,
+                    actor=str(scope.username),
+                ),
+            )
+            synthetic = _synthetic(store, layers)
+        finally:
+            store.close()
+        progress(0.8, "写入 GeoPackage")
+        out: dict[str, Any] = {
+            "conflicts_by_type": res.result.by_type,
+            "conflicts": res.result.patches,
+            "conflict_slivers": res.result.slivers,
+        }
+        if res.by_unit is not None:
+            out["conflicts_by_unit"] = res.by_unit
+        final = _report_file(reports_dir, f"conformance_conflicts_{left}_{right}", ".gpkg")
+        tmp = final.with_name("." + final.name)
+        try:
+            write_gpkg(tmp, out)
+            title = f"规划冲突 {left} × {right} ({matrix.title})" + (
+                " (合成数据)" if synthetic else ""
+            )
+            entry = _publish_report(
+                tmp,
+                final,
+                kind="conformance_conflicts",
+                title=title,
+                scope=scope,
+                synthetic=synthetic,
+                extra={"provenance_id": res.provenance_id, "layers": layers},
+            )
+        finally:
+            tmp.unlink(missing_ok=True)
+        return entry | {"synthetic": synthetic, "result": json_ready(res.to_dict(unit))}
+
+    return run
+
+
+def check_redline_scoped(
+    store: Store,
+    scope: Any,
+    path: str | Path,
+    *,
+    lines: Mapping[str, str] | None = None,
+    zones_layer: str | None = None,
+    zone_field: str = DEFAULT_ZONE_FIELD,
+    plans: Sequence[str] | None = None,
+    registered_layer: str | None = None,
+    registered_id_field: str | None = None,
+    packs: Sequence[str] | None = None,
+    **kw: Any,
+) -> RedlineOutcome:
+    """:func:`check_redline_file` for a user: every layer it reads must be whole-layer-visible.
+
+    ``packs`` are shipped conformance pack ids; ``kw`` go to :func:`check_redline_file`
+    (``crs``, ``xy_order``, ``encoding``, ``id_field``, ``at``, ``target_crs``).
+    """
+    from yizhangtu.services.jobs import check_whole_layers
+
+    layers = redline_layers(
+        store,
+        lines=lines,
+        zones_layer=zones_layer,
+        zone_field=zone_field,
+        plans=plans,
+        registered_layer=registered_layer,
+    )
+    check_whole_layers(store, scope, *layers)
+    rule_packs = named_packs(packs)
+    import pyproj.exceptions
+
+    try:
+        return _retry_reads(
+            store,
+            lambda: check_redline_file(
+                store,
+                path,
+                lines=lines,
+                zones_layer=zones_layer,
+                zone_field=zone_field,
+                plans=plans,
+                registered_layer=registered_layer,
+                registered_id_field=registered_id_field,
+                packs=rule_packs,
+                actor=str(scope.username),
+                **kw,
+            ),
+        )
+    except pyproj.exceptions.CRSError:
+        # coordinates that make no sense in the declared or given CRS (e.g. 界址点 in metres
+        # read as degrees) fail when areas are computed
+        from yizhangtu.errors import CRSError
+
+        raise CRSError(
+            "红线坐标与坐标系"
+            + (f" {kw['crs']} " if kw.get("crs") else "")
+            + "不符 (坐标超出该坐标系的有效范围), 无法换算面积",
+            key="redline_crs_mismatch",
+            file=Path(path).name,
+            field="crs",
+            hint="界址点坐标为投影坐标 (米); 核对坐标系与带号 (如 EPSG:4527 为带号 39 的 3 度带)",
+        ) from None
+
+
+def write_redline_report(
+    outcome: RedlineOutcome, reports_dir: Path, scope: Any, fmt: str, *, unit: str = "m2"
+) -> dict[str, Any]:
+    """Write the red-line one-pager (``html`` or ``pdf``) as a report of ``scope``."""
+    from yizhangtu.reports.redline import render_redline
+
+    if fmt not in ("html", "pdf"):
+        raise InputError(
+            f"不支持的报告格式: {fmt}", key="report_format", field="report", hint="可选 html 或 pdf"
+        )
+    final = _report_file(reports_dir, "conformance_redline", "." + fmt)
+    tmp = final.with_name("." + final.name + ".tmp")
+    synthetic = bool(outcome.synthetic_inputs)
+    try:
+        render_redline(outcome, tmp, format=fmt, unit=_area_unit(unit))  # type: ignore[arg-type]
+        title = f"红线合规性审查 {outcome.input.file}: {outcome.check.verdict}" + (
+            " (合成数据)" if synthetic else ""
+        )
+        return _publish_report(
+            tmp,
+            final,
+            kind="conformance_redline",
+            title=title,
+            scope=scope,
+            synthetic=synthetic,
+            extra={"provenance_id": outcome.provenance_id, "verdict": outcome.check.verdict},
+        )
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def transmission_check(
+    hierarchy: str | Mapping[str, Any],
+    *,
+    elasticity_pack: str | None = None,
+    packs: Sequence[str] | None = None,
+    at: date | None = None,
+    store: Store | None = None,
+    actor: str = "unknown",
+) -> TransmissionOutcome:
+    """:func:`transmission_report` over a shipped hierarchy id or an inline hierarchy mapping.
+
+    Packs are named by id only (the elasticity pack must define ``transmission_elasticity``).
+    An inline hierarchy is validated by :func:`yizhangtu.conformance.hierarchy_from_mapping`;
+    its provenance input is its content hash, and its content is kept in the record's params.
+    """
+    from yizhangtu.conformance import hierarchy_from_mapping, list_hierarchies
+
+    rule_packs = named_packs(packs, default=("conformance-national",))
+    if isinstance(hierarchy, str):
+        if hierarchy not in list_hierarchies():
+            raise NotFoundError(
+                f"没有名为 {hierarchy} 的规划层级",
+                key="hierarchy_not_found",
+                field="hierarchy",
+                hint="内置: " + ", ".join(list_hierarchies()),
+            )
+        h = load_hierarchy(hierarchy)
+    else:
+        h = hierarchy_from_mapping(dict(hierarchy), source="request")
+    name = elasticity_pack or h.elasticity_pack
+    if not name:
+        raise InputError(
+            "未指定弹性所在的政策包",
+            key="elasticity_pack_missing",
+            field="elasticity_pack",
+            hint="指定 elasticity_pack, 如 dongguan-2023 (10%, 004 (四))",
+        )
+    epack = _named_pack(name, "elasticity")
+    res = check_transmission(
+        h, elasticity=Elasticity.from_pack(epack), packs=rule_packs, at=at or date.today()
+    )
+    rid = None
+    if store is not None:
+        inline = not isinstance(hierarchy, str)
+        rec = record_result(
+            store,
+            "conformance.transmission",
+            inputs=[
+                InputRef(
+                    kind="file",
+                    name=h.source if not inline else f"request:{h.id}",
+                    content_hash=h.hash,
+                )
+            ],
+            params={
+                "hierarchy": h.id,
+                "inline": inline,
+                "content": dict(h.content) if inline else None,
+                "elasticity_pack": epack.ref(),
+                "packs": [p.ref() for p in rule_packs],
+                "at": (at or date.today()).isoformat(),
             },
             policy=epack.ref(),
             result=res.to_dict(),
