@@ -231,3 +231,79 @@ def test_promote_mixed_polygons_to_multi(store: Store):
     assert set(back.geom_type) == {"MultiPolygon"}
     assert snap.geometry_type == "MultiPolygon"
     np.testing.assert_allclose(ellipsoidal_area(back.geometry), ellipsoidal_area(gdf.geometry))
+
+
+def test_gpkg_reads_and_writes_from_threads_of_one_process(tmp_path, streets):
+    # GDAL (its own SQLite) reads the file while Python's sqlite3 writes it in other threads:
+    # without the per-file lock GDAL saw the writer's journal as hot ("attempt to write a
+    # readonly database"), and two SQLite libraries writing one file can corrupt it
+    import sqlite3
+    import subprocess
+    import threading
+
+    from yizhangtu.store import open_store
+
+    ws = tmp_path / "ws.gpkg"
+    with open_store(str(ws)) as st:
+        st.write_snapshot(
+            LayerSpec(name="streets", kind="boundary"), [streets], label="v0", actor="t"
+        )
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with open_store(str(ws)) as st:
+            while not stop.is_set():
+                try:
+                    assert len(st.read_layer("streets")) == len(streets)
+                except BaseException as exc:
+                    errors.append(exc)
+                    return
+
+    def writer() -> None:
+        with open_store(str(ws)) as st:
+            try:
+                for i in range(1, 9):
+                    st.write_snapshot(
+                        LayerSpec(name="streets", kind="boundary"),
+                        [streets],
+                        label=f"v{i}",
+                        actor="t",
+                    )
+                    for k in range(10):
+                        st.put_record(
+                            "notes", f"{i}-{k}", {"i": i}, expected_version=None, actor="t"
+                        )
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                stop.set()
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [
+        threading.Thread(target=writer)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    with sqlite3.connect(ws) as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with open_store(str(ws)) as st:
+        assert [s.label for s in st.snapshots("streets")] == [f"v{i}" for i in range(9)]
+        assert all(st.verify_snapshot("streets", f"v{i}") for i in range(9))
+        assert len(st.list_records("notes")) == 80
+    # GDAL sees every snapshot table with its R-tree index and CRS
+    out = subprocess.run(
+        ["ogrinfo", "-ro", "-so", str(ws), "streets__s9"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (
+        f"Feature Count: {len(streets)}" in out and "China Geodetic Coordinate System 2000" in out
+    )
+    with sqlite3.connect(ws) as c:
+        names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+        assert "rtree_streets__s9_geom" in names and "rtree_streets__s9_geom_insert" in names
+        assert not list(tmp_path.glob("*.staging.gpkg*"))

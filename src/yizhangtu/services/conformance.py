@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -87,7 +85,6 @@ DEFAULT_PACKS = ("conformance-national", "conformance-beijing")
 DEFAULT_ZONES_LAYER = "bj_zones"
 DEFAULT_ZONE_FIELD = "zone"
 DEFAULT_REGISTERED_LAYER = "redlines"
-log = logging.getLogger("yizhangtu.conformance")
 
 
 def load_packs(names: Sequence[str] | None = None) -> list[PolicyPack]:
@@ -1010,31 +1007,6 @@ def redline_layers(
     return list(dict.fromkeys(out))
 
 
-_T = TypeVar("_T")
-_READ_RETRIES = (0.2, 0.5, 1.0)
-
-
-def _retry_reads(store: Store, call: Callable[[], _T]) -> _T:
-    """Run ``call``, again when a GDAL read of a GeoPackage workspace fails transiently.
-
-    GDAL opens the workspace file read-only beside the store's own SQLite connection; while
-    another connection commits (provenance, job state), such a read can fail ("attempt to
-    write a readonly database", "not registered in gpkg_contents"). The computations retried
-    here write nothing before their reads are done, so a retry repeats no write.
-    """
-    import pyogrio.errors
-
-    for delay in (*_READ_RETRIES, None):
-        try:
-            return call()
-        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-            if delay is None or store.sql_dialect != "sqlite":
-                raise
-            log.warning("GeoPackage read failed (%s); retrying in %.1f s", exc, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
 def _report_file(reports_dir: Path, kind: str, ext: str) -> Path:
     from datetime import UTC, datetime
     from uuid import uuid4
@@ -1102,17 +1074,14 @@ def lines_report_job(
             layers = lines_layers(store, **sel)
             check_whole_layers(store, scope, *layers)
             progress(0.15, "叠加三条控制线")
-            res = _retry_reads(
+            res = lines_report(
                 store,
-                lambda: lines_report(
-                    store,
-                    **sel,
-                    unit_name_field=params.get("unit_name_field", "name"),
-                    scope=params.get("scope_name") or "合计",
-                    packs=packs,
-                    at=at,
-                    actor=str(scope.username),
-                ),
+                **sel,
+                unit_name_field=params.get("unit_name_field", "name"),
+                scope=params.get("scope_name") or "合计",
+                packs=packs,
+                at=at,
+                actor=str(scope.username),
             )
             synthetic = _synthetic(store, layers)
         finally:
@@ -1178,17 +1147,14 @@ def conflicts_report_job(
             layers = conflicts_layers(store, left, right, **sel)
             check_whole_layers(store, scope, *layers)
             progress(0.15, "按冲突矩阵叠加")
-            res = _retry_reads(
+            res = conflicts_report(
                 store,
-                lambda: conflicts_report(
-                    store,
-                    left,
-                    right,
-                    **sel,
-                    unit_name_field=params.get("unit_name_field", "name"),
-                    packs=packs,
-                    actor=str(scope.username),
-                ),
+                left,
+                right,
+                **sel,
+                unit_name_field=params.get("unit_name_field", "name"),
+                packs=packs,
+                actor=str(scope.username),
             )
             synthetic = _synthetic(store, layers)
         finally:
@@ -1258,21 +1224,18 @@ def check_redline_scoped(
     import pyproj.exceptions
 
     try:
-        return _retry_reads(
+        return check_redline_file(
             store,
-            lambda: check_redline_file(
-                store,
-                path,
-                lines=lines,
-                zones_layer=zones_layer,
-                zone_field=zone_field,
-                plans=plans,
-                registered_layer=registered_layer,
-                registered_id_field=registered_id_field,
-                packs=rule_packs,
-                actor=str(scope.username),
-                **kw,
-            ),
+            path,
+            lines=lines,
+            zones_layer=zones_layer,
+            zone_field=zone_field,
+            plans=plans,
+            registered_layer=registered_layer,
+            registered_id_field=registered_id_field,
+            packs=rule_packs,
+            actor=str(scope.username),
+            **kw,
         )
     except pyproj.exceptions.CRSError:
         # coordinates that make no sense in the declared or given CRS (e.g. 界址点 in metres

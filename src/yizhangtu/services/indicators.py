@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -1895,10 +1895,7 @@ def inputs_overview(
         if v is not None
     }
     ids = _catalogue_ids(catalogues)
-    ws = _retry_gdal_reads(
-        store,
-        lambda: workspace_inputs(store, year=year, unit=unit, level=level, survey=survey, **opts),
-    )
+    ws = workspace_inputs(store, year=year, unit=unit, level=level, survey=survey, **opts)
     cat, cat_notes, cats = _catalogue(ids, ws.area_name)
     status = input_status(ws, cat)
     req = indicator_requirements(ws, cat)
@@ -2074,39 +2071,9 @@ def run_provenance(
     }
 
 
-_GDAL_RETRIES = (0.2, 0.5, 1.0)
-_T = TypeVar("_T")
-
-
-def _retry_gdal_reads(store: Store, call: Callable[[], _T]) -> _T:
-    """Run ``call`` again when a GDAL read of a GeoPackage workspace fails transiently.
-
-    GDAL opens the GeoPackage read-only beside the store's own SQLite connection; while another
-    connection commits (job state, provenance, a ledger table) such a read can fail ("attempt to
-    write a readonly database"). Only read-only calls, or calls whose reads all come before
-    their first write (:func:`evaluate_workspace`), are wrapped, so a retry repeats no write.
-    """
-    import logging
-    import time
-
-    import pyogrio.errors
-
-    for delay in (*_GDAL_RETRIES, None):
-        try:
-            return call()
-        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-            if delay is None or store.sql_dialect != "sqlite":
-                raise
-            logging.getLogger("yizhangtu.indicators").warning(
-                "GeoPackage read failed (%s); retrying in %.1f s", exc, delay
-            )
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
 def area_code(store: Store, unit: str, *, layer: str | None = None) -> tuple[str, str]:
     """Return the code and name of a named unit (as :func:`resolve_area`, GDAL reads retried)."""
-    code, name, _layer = _retry_gdal_reads(store, lambda: resolve_area(store, unit, layer=layer))
+    code, name, _layer = resolve_area(store, unit, layer=layer)
     return code, name
 
 
@@ -2117,7 +2084,7 @@ def check_evaluation(store: Store, scope: Any, params: Mapping[str, Any]) -> tup
     its rows (the area and its streets) are written to the ledger. Catalogues must be
     packaged ids; named layers must exist.
     """
-    return _retry_gdal_reads(store, lambda: _check_evaluation(store, scope, params))
+    return _check_evaluation(store, scope, params)
 
 
 def _check_evaluation(store: Store, scope: Any, params: Mapping[str, Any]) -> tuple[str, str]:
@@ -2207,11 +2174,8 @@ def evaluate_job(
                 progress(0.05, "检查评估单元")
                 check_evaluation(store, scope, params)
                 progress(0.1, "读取指标输入, 计算并评估")
-                res = _retry_gdal_reads(
-                    store,
-                    lambda: evaluate_workspace(
-                        store, actor=str(scope.username), persist=True, **_evaluate_kwargs(params)
-                    ),
+                res = evaluate_workspace(
+                    store, actor=str(scope.username), persist=True, **_evaluate_kwargs(params)
                 )
             finally:
                 store.close()
@@ -2256,11 +2220,8 @@ def health_check_report_job(
                 progress(0.05, "检查评估单元")
                 check_evaluation(store, scope, params)
                 progress(0.1, "读取指标输入, 计算并评估")
-                res = _retry_gdal_reads(
-                    store,
-                    lambda: evaluate_workspace(
-                        store, actor=str(scope.username), persist=save, **_evaluate_kwargs(params)
-                    ),
+                res = evaluate_workspace(
+                    store, actor=str(scope.username), persist=save, **_evaluate_kwargs(params)
                 )
             synthetic = bool(res.evaluation.synthetic)
             title = f"{res.area_name}{res.year}年城市体检评估报告" + (

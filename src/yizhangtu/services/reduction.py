@@ -20,11 +20,11 @@ import contextlib
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -65,27 +65,47 @@ from yizhangtu.services.provenance import record_result, snapshot_ref, table_ref
 from yizhangtu.settings import Settings
 from yizhangtu.store import LayerSpec, SnapshotInfo, Store
 
+if TYPE_CHECKING:
+    from yizhangtu.services.auth import Scope
+
+#: A job's progress callback: (fraction 0–1, message).
+ProgressFn = Callable[[float, str], None]
+
 __all__ = [
     "AcceptResult",
+    "ProgressFn",
     "ReductionConfig",
     "SubmitResult",
+    "accept_job",
     "accept_year",
+    "acceptance_in",
     "add_transfer",
+    "balance_in",
     "balance_report",
+    "check_accept",
     "check_rebuild",
     "export_ledger",
     "get_config",
     "import_targets",
+    "ledger_export_job",
     "list_plots",
     "list_transfers",
+    "plots_in",
+    "progress_in",
     "progress_report",
     "read_targets",
+    "rebuild_in",
+    "rebuild_job",
     "reduction_pack",
+    "require_whole_ledger",
     "seed_targets_from_pack",
     "set_config",
     "set_target",
     "submit_plots",
+    "targets_in",
     "targets_report",
+    "targets_report_in",
+    "transfers_in",
 ]
 
 T_TARGETS = "reduction_targets"
@@ -1306,3 +1326,506 @@ def export_ledger(
         ],
         "table_hash": table_ref(store, T_LEDGER).content_hash,
     }
+
+
+# ------------------------------------------------------------------------------------------- web
+# Adapters for the REST API (yizhangtu.web.routers.reduction). ``prefixes`` are administrative
+# code prefixes (a user's jurisdiction, ``Scope.record_prefixes()``); ``None`` means no filter.
+# Every read of stored rows is filtered by the store in SQL (``query_table`` with the table's
+# jurisdiction column, ``query_records``, ``query_features``), never by reading whole tables.
+
+
+def _inside(code: object, prefixes: Sequence[str] | None) -> bool:
+    return prefixes is None or any(str(code).startswith(str(p)) for p in prefixes if p)
+
+
+def _table_in(
+    store: Store, name: str, column: str, prefixes: Sequence[str] | None
+) -> pd.DataFrame | None:
+    """Rows of a ledger table whose ``column`` starts with one of ``prefixes`` (SQL), or None."""
+    if name not in store.table_names():
+        return None
+    df, _ = store.query_table(
+        name,
+        jurisdiction_field=column if prefixes is not None else None,
+        jurisdictions=None if prefixes is None else list(prefixes),
+    )
+    return df
+
+
+def targets_in(store: Store, prefixes: Sequence[str] | None) -> list[Target]:
+    """Return the targets of the units inside ``prefixes`` (filtered in SQL on ``unit_code``)."""
+    df = _table_in(store, T_TARGETS, "unit_code", prefixes)
+    rows: list[dict[str, Any]] = [] if df is None else df.to_dict("records")  # type: ignore[assignment]
+    return [Target.from_row(r) for r in rows]
+
+
+def targets_report_in(store: Store, prefixes: Sequence[str] | None) -> dict[str, Any]:
+    """:func:`targets_report` over the targets inside ``prefixes``.
+
+    A parent's split check counts the children visible with it; administrative codes nest
+    (110105 → 110105001000), so a user who sees a parent sees its children.
+    """
+    targets = targets_in(store, prefixes)
+    checks = []
+    for parent in targets:
+        kids = [
+            t
+            for t in targets
+            if t.parent_code == parent.unit_code and t.kind == parent.kind and t.year == parent.year
+        ]
+        if not kids:
+            continue
+        allocated = sum(t.target_m2 for t in kids)
+        diff = parent.target_m2 - allocated
+        checks.append(
+            {
+                "unit_code": parent.unit_code,
+                "unit_name": parent.unit_name,
+                "kind": parent.kind,
+                "year": parent.year,
+                "target_m2": parent.target_m2,
+                "allocated_m2": allocated,
+                "unallocated_m2": diff,
+                "children": len(kids),
+                "ok": abs(diff) <= 1.0,
+                "message": _split_message(parent, len(kids), allocated, diff),
+            }
+        )
+    return {
+        "targets": [t.to_row() | {"target_km2": t.target_m2 / 1e6} for t in targets],
+        "split_checks": checks,
+    }
+
+
+def plots_in(
+    store: Store,
+    prefixes: Sequence[str] | None,
+    *,
+    township: str | None = None,
+    year: int | None = None,
+    after: int | None = None,
+    limit: int = 1000,
+) -> tuple[gpd.GeoDataFrame, int | None]:
+    """Return the current plots inside ``prefixes`` (SQL filter on ``township``), by fid.
+
+    Returns the frame (indexed by fid) and the fid to continue after, or None at the end.
+    """
+    cfg = get_config(store)
+    empty = gpd.GeoDataFrame({f: [] for f in PLOT_FIELDS}, geometry=gpd.GeoSeries([]))
+    try:
+        info = store.layer(cfg.plots_layer)
+    except NotFoundError:
+        return empty, None
+    if info.current_snapshot is None:
+        return empty, None
+    where: list[str] = []
+    params: list[Any] = []
+    if township is not None:
+        where.append(f'"township" = {store.ph}')
+        params.append(str(township))
+    if year is not None:
+        where.append(f'"year" = {store.ph}')
+        params.append(int(year))
+    return store.query_features(
+        cfg.plots_layer,
+        where_sql=" AND ".join(where) or None,
+        params=params,
+        after_fid=after,
+        limit=int(limit),
+        jurisdictions=None if prefixes is None else list(prefixes),
+    )
+
+
+def acceptance_in(
+    store: Store, prefixes: Sequence[str] | None, *, year: int | None = None
+) -> dict[str, Any]:
+    """Return acceptance rows (by ``township``) and ledger rows (by ``unit_code``) inside.
+
+    Both tables are filtered in SQL on those columns against ``prefixes``.
+    """
+    acc = _table_in(store, T_ACCEPT, "township", prefixes)
+    led = _table_in(store, T_LEDGER, "unit_code", prefixes)
+    acc = pd.DataFrame(columns=list(ACCEPTANCE_COLUMNS)) if acc is None else acc
+    led = pd.DataFrame(columns=list(LEDGER_COLUMNS)) if led is None else led
+    if year is not None:
+        acc = acc[acc["year"].astype(int) == int(year)] if len(acc) else acc
+        led = led[led["year"].astype(int) == int(year)] if len(led) else led
+    counts = acc["verdict"].value_counts().to_dict() if len(acc) else {}
+    return {
+        "year": year,
+        "years": sorted({int(y) for y in led["year"]}) if len(led) else [],
+        "verdicts": {str(k): int(v) for k, v in counts.items()},
+        "plots": _records(acc),
+        "ledger": _records(led),
+    }
+
+
+def rebuild_in(
+    store: Store,
+    prefixes: Sequence[str] | None,
+    *,
+    survey: str | None = None,
+    alerts_only: bool = False,
+) -> list[dict[str, Any]]:
+    """Return the rebuild checks of the plots inside ``prefixes`` (SQL filter on township)."""
+    df = _table_in(store, T_REBUILD, "township", prefixes)
+    if df is None or not len(df):
+        return []
+    if survey is not None:
+        df = df[df["survey_label"].astype(str) == str(survey)]
+    if alerts_only:
+        df = df[df["alert"].astype(bool)]
+    return _records(df)
+
+
+def _transfer_of(rec: Any) -> Transfer:
+    """Rebuild a stored transfer; a record of another shape is a 422, not a crash.
+
+    (The collection can be written by other means than :func:`add_transfer`.)
+    """
+    from yizhangtu.errors import YizhangtuError
+
+    try:
+        return Transfer.from_dict(rec.data)
+    except (KeyError, TypeError, ValueError, YizhangtuError) as exc:
+        raise ValidationError(
+            f"指标联动记录 {rec.key} 格式有误, 无法读取",
+            key="reduction_transfer_invalid",
+            feature=rec.key,
+            hint="通过 POST /api/reduction/transfers 或 yizhangtu reduction transfer add 登记",
+        ) from exc
+
+
+def transfers_in(store: Store, prefixes: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Return transfers whose relieving unit (疏解地, the record's jurisdiction) is inside."""
+    recs = store.query_records(
+        C_TRANSFER, jurisdiction_prefixes=None if prefixes is None else list(prefixes)
+    )
+    return [
+        _transfer_of(r).to_dict()
+        | {
+            "policy": r.data.get("policy"),
+            "version": r.version,
+            "updated_at": r.updated_at,
+            "updated_by": r.updated_by,
+        }
+        for r in recs
+    ]
+
+
+def balance_in(
+    store: Store,
+    prefixes: Sequence[str] | None,
+    *,
+    year: int | None = None,
+    level: str = "township",
+    pack: PolicyPack | None = None,
+) -> list[BalanceRow]:
+    """增减挂钩 balance of the units inside ``prefixes`` (their ledger rows read in SQL).
+
+    Every recorded transfer is passed to :func:`yizhangtu.reduction.balance`, which books a
+    transfer only on the units given, so a unit's quota received from outside the prefixes
+    counts while no outside unit gets a row.
+    """
+    if level not in ("district", "township"):
+        raise InputError(
+            f"未知的汇总层级: {level}", key="reduction_bad_level", hint="可选: district, township"
+        )
+    pack = pack or reduction_pack(store)
+    led = _table_in(store, T_LEDGER, "unit_code", prefixes)
+    if led is None or not len(led):
+        return []
+    led = led[led["level"].astype(str) == level]
+    if not len(led):
+        return []
+    y = int(led["year"].max()) if year is None else int(year)
+    names = dict(zip(led["unit_code"].astype(str), led["unit_name"].astype(str), strict=True))
+    transfers = [_transfer_of(r) for r in store.list_records(C_TRANSFER)]
+    return balance(led, transfers, pack, year=y, level=level, names=names)
+
+
+def progress_in(
+    store: Store,
+    prefixes: Sequence[str] | None,
+    *,
+    by: str = "township",
+    year: int | None = None,
+    pack: PolicyPack | None = None,
+) -> dict[str, Any]:
+    """:func:`progress_json` of the units inside ``prefixes`` (targets and ledger read in SQL).
+
+    The reported figures (报告数) come from the policy pack and are kept for covered units.
+    Before any acceptance of the units the rows are empty and ``message`` says why.
+    """
+    if by not in ("district", "township"):
+        raise InputError(
+            f"未知的汇总层级: {by}", key="reduction_bad_level", hint="可选: district, township"
+        )
+    pack = pack or reduction_pack(store)
+    led = _table_in(store, T_LEDGER, "unit_code", prefixes)
+    led = pd.DataFrame(columns=list(LEDGER_COLUMNS)) if led is None else led
+    out: dict[str, Any] = {
+        "level": by,
+        "policy": pack.ref(),
+        "synthetic_survey": _survey_is_synthetic(store),
+    }
+    try:
+        rows = progress(targets_in(store, prefixes), led, pack, level=by, year=year)
+    except InputError as exc:
+        if exc.key != "reduction_no_ledger":
+            raise
+        rows = []
+        out["message"] = exc.message + (f" ({exc.hint})" if exc.hint else "")
+    names = (
+        dict(zip(led["unit_code"].astype(str), led["unit_name"].astype(str), strict=True))
+        if len(led)
+        else {}
+    )
+    reported = (
+        [r for r in reported_rows(pack, names=names) if _inside(r.unit_code, prefixes)]
+        if by == "district"
+        else []
+    )
+    lvl = led[led["level"].astype(str) == by] if len(led) else led
+    out["year"] = rows[0].year if rows else (int(lvl["year"].max()) if len(lvl) else year)
+    out["rows"] = [r.to_dict() for r in rows]
+    out["reported"] = [r.to_dict() | {"label": "报告数 (种子 002)"} for r in reported]
+    out["warnings"] = [r.message for r in rows if r.behind]
+    return out
+
+
+def require_whole_ledger(
+    store: Store, prefixes: Sequence[str] | None, *, action: str, tables: bool = False
+) -> None:
+    """Refuse (403) unless every unit the ledger computes lies inside ``prefixes``.
+
+    Acceptance, rebuild checks and the ledger workbook cover every unit of the units layer
+    (and their districts) at once, so only a user whose jurisdiction covers all of them may
+    run them. With ``tables`` the stored targets and ledger rows must be inside too (counted
+    in SQL).
+    """
+    from yizhangtu.errors import PermissionDeniedError
+
+    if prefixes is None:
+        return
+    cfg = get_config(store)
+    layer = cfg.require_units()
+    names = {n for n, _ in store.feature_schema(layer)}
+    if cfg.unit_field not in names:
+        raise InputError(
+            f"图层 {layer} 没有字段 {cfg.unit_field}",
+            key="reduction_config_field_missing",
+            field=cfg.unit_field,
+        )
+    cols = [c for c in (cfg.unit_field, cfg.parent_field) if c and c in names]
+    rows = store.query_feature_rows(layer, columns=cols)  # SQL: no geometry decoding
+    codes = {str(v) for r in rows.rows for v in r if v is not None}
+    outside = sorted(c for c in codes if not _inside(c, prefixes))
+    if tables:
+        for name in (T_TARGETS, T_LEDGER):
+            if name not in store.table_names():
+                continue
+            _, inside = store.query_table(
+                name, jurisdiction_field="unit_code", jurisdictions=list(prefixes), limit=0
+            )
+            _, total = store.query_table(name, limit=0)
+            if inside != total:
+                outside.append(f"{total - inside} 行{'目标' if name == T_TARGETS else '台账'}")
+    if outside:
+        raise PermissionDeniedError(
+            f"{action}涉及你辖区 ({', '.join(prefixes) or '无'}) 以外的单位 (如 {outside[0]}),"
+            " 须由辖区覆盖全部核算单元的用户运行",
+            key="outside_jurisdiction",
+            field="jurisdiction",
+            hint="请覆盖全部乡镇的区级用户或市级管理员运行",
+        )
+
+
+def check_accept(
+    store: Store, *, year: int, survey: str, baseline: str | None = None
+) -> dict[str, Any]:
+    """Run the checks of :func:`accept_year` that need no large read (for a quick 4xx).
+
+    Returns the survey and baseline labels the acceptance would use.
+    """
+    cfg = get_config(store)
+    cfg.require_units()
+    s1 = store.resolve_snapshot(cfg.survey_layer, survey)
+    if _year_of(s1) != int(year):
+        raise ValidationError(
+            f"调查快照 {s1.label} 的年度为 {_year_of(s1)}, 与验收年度 {year} 不符",
+            key="reduction_year_mismatch",
+            field="year",
+            hint="survey 应为当年的年度变更调查快照",
+        )
+    s0 = (
+        store.resolve_snapshot(cfg.survey_layer, baseline)
+        if baseline
+        else _previous_snapshot(store, cfg.survey_layer, s1)
+    )
+    if s0.id == s1.id:
+        raise ValidationError(
+            "上年调查与本年调查是同一快照", key="reduction_same_snapshot", field="baseline"
+        )
+    return {"survey": s1.label, "baseline": s0.label}
+
+
+def _is_pg(uri: str) -> bool:
+    return uri.startswith(("postgresql://", "postgres://"))
+
+
+@contextlib.contextmanager
+def _worker(uri: str, progress: ProgressFn, *, write: bool) -> Iterator[Store]:
+    """Open a job's own workspace connection; GeoPackage writes hold the write lock."""
+    from yizhangtu.services.jobs import open_worker_store, write_lock
+
+    lock = write_lock(uri) if write and not _is_pg(uri) else None
+    if lock is not None and not lock.acquire(blocking=False):
+        progress(0.02, "等待其他写入任务完成")
+        lock.acquire()
+    try:
+        store = open_worker_store(uri)
+        try:
+            yield store
+        finally:
+            store.close()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def accept_job(
+    uri: str, settings: Settings, scope: Scope, *, year: int, survey: str, baseline: str | None
+) -> Callable[[ProgressFn], dict[str, Any]]:
+    """Make a job running :func:`accept_year` as ``scope``'s user (a background job)."""
+
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        from yizhangtu.services.features import json_ready
+
+        with _worker(uri, progress, write=True) as store:
+            progress(0.05, "核对辖区")
+            require_whole_ledger(store, scope.record_prefixes(), action="年度验收")
+            progress(0.1, f"验收 {year} 年减量地块")
+            res = accept_year(
+                store,
+                year=int(year),
+                survey=survey,
+                baseline=baseline,
+                settings=settings.model_copy(update={"actor": str(scope.username)}),
+            )
+        out = res.to_dict()
+        out.pop("plots", None)
+        out["plots_count"] = len(res.acceptance)
+        out["url"] = f"/api/reduction/acceptance?year={int(year)}"
+        return dict(json_ready(out))
+
+    return run
+
+
+def rebuild_job(
+    uri: str, settings: Settings, scope: Scope, *, survey: str
+) -> Callable[[ProgressFn], dict[str, Any]]:
+    """Make a job running :func:`check_rebuild` against ``survey`` as ``scope``'s user."""
+
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        from yizhangtu.services.features import json_ready
+
+        with _worker(uri, progress, write=True) as store:
+            progress(0.05, "核对辖区")
+            require_whole_ledger(store, scope.record_prefixes(), action="复建监测")
+            progress(0.1, f"对照调查 {survey} 检查已验收地块")
+            alerts = check_rebuild(
+                store,
+                survey=survey,
+                settings=settings.model_copy(update={"actor": str(scope.username)}),
+            )
+        return dict(
+            json_ready(
+                {
+                    "survey": survey,
+                    "checked": len(alerts),
+                    "alerts": sum(1 for a in alerts if a.alert),
+                    "rows": [a.to_dict() for a in alerts],
+                    "url": "/api/reduction/rebuild?survey=" + quote(survey, safe=""),
+                }
+            )
+        )
+
+    return run
+
+
+def _redacted_uri(uri: str) -> str:
+    """Name the workspace without credentials or server paths (for downloadable reports)."""
+    if _is_pg(uri):
+        from urllib.parse import urlsplit
+
+        u = urlsplit(uri)
+        return f"PostGIS {u.hostname or ''}{':' + str(u.port) if u.port else ''}{u.path}"
+    return f"GeoPackage {Path(uri).name}"
+
+
+def ledger_export_job(
+    uri: str, scope: Scope, reports_dir: Path, *, year: int | None = None
+) -> Callable[[ProgressFn], dict[str, Any]]:
+    """Make a job writing the ledger workbook (:func:`export_ledger`) into ``reports_dir``.
+
+    The report's sidecar names the user's jurisdiction, so /api/reports serves it to them and
+    to users above them; the workspace location in the 说明 sheet is given without credentials.
+    """
+
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        import secrets
+
+        from openpyxl import load_workbook
+
+        from yizhangtu.services.jobs import write_report_meta
+
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        final = reports_dir / f"reduction_ledger_{stamp}_{secrets.token_hex(3)}.xlsx"
+        tmp = final.with_name("." + final.name + ".tmp.xlsx")
+        try:
+            with _worker(uri, progress, write=False) as store:
+                progress(0.05, "核对辖区")
+                require_whole_ledger(
+                    store, scope.record_prefixes(), action="导出减量台账", tables=True
+                )
+                progress(0.2, "生成台账")
+                out = export_ledger(store, tmp, year=year)
+                synthetic = _survey_is_synthetic(store)
+            progress(0.8, "写入报告")
+            wb = load_workbook(tmp)
+            for row in wb["说明"].iter_rows(min_row=2):
+                if row[0].value == "工作空间":
+                    row[1].value = _redacted_uri(uri)
+            wb.save(tmp)
+            title = f"城乡建设用地减量台账 (截至 {out['year']} 年)" + (
+                " (合成数据)" if synthetic else ""
+            )
+            write_report_meta(
+                final,
+                kind="reduction_ledger",
+                title=title,
+                scope=scope,
+                synthetic=synthetic,
+                extra={"year": out["year"], "table_hash": out["table_hash"]},
+            )
+            tmp.replace(final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            final.with_name(final.name + ".meta.json").unlink(missing_ok=True)
+            raise
+        return {
+            "report": final.name,
+            "url": f"/api/reports/{final.name}",
+            "bytes": final.stat().st_size,
+            "year": out["year"],
+            "sheets": out["sheets"],
+            "table_hash": out["table_hash"],
+            "synthetic": synthetic,
+        }
+
+    return run

@@ -61,7 +61,9 @@ from yizhangtu.store import LayerSpec, Record, SnapshotInfo, Store
 from yizhangtu.store.base import SQLStore
 
 __all__ = [
+    "CREATE_FIELDS",
     "DEFAULT_TOWNS_LAYER",
+    "PATCHABLE_FIELDS",
     "TOWNS_COLLECTION",
     "UNITS_COLLECTION",
     "UNITS_LAYER",
@@ -70,6 +72,7 @@ __all__ = [
     "Evaluation",
     "ImportSummary",
     "LoadedLibrary",
+    "NameMask",
     "StoredUnit",
     "TownIndex",
     "add_unit",
@@ -84,16 +87,26 @@ __all__ = [
     "load_library",
     "load_town_accounts",
     "load_zones",
+    "mask_person_name",
+    "masked_evaluation",
+    "masked_unit_ratios",
+    "name_mask",
     "parse_set_options",
+    "patch_unit",
+    "preview_advance",
     "read_vector",
     "records_ref",
     "refresh_units_layer",
     "render_report_html",
+    "report_job",
     "resolve_pack",
     "save_town_accounts",
     "save_zones",
     "show_unit",
+    "town_codes_within",
     "town_index",
+    "unit_from_fields",
+    "unit_geometry",
     "update_unit",
     "write_report",
 ]
@@ -1309,3 +1322,432 @@ def write_report(
         HTML(string=html, base_url=str(_TEMPLATES)).write_pdf(str(p))
         paths.append(p)
     return ReportResult(tuple(paths), ev)
+
+
+# =========================================================================== web API helpers
+#
+# Used by the REST router ``yizhangtu.web.routers.renewal``: jurisdiction-bounded listing,
+# partial updates under optimistic locking, dry-run stage moves, masking of personal data,
+# and the report as a background job.
+
+#: Record fields a partial update (``PATCH``) may change. The stage changes only through
+#: :func:`advance_unit`; the unit id never changes.
+PATCHABLE_FIELDS: frozenset[str] = frozenset(
+    {
+        "name",
+        "town",
+        "unit_type",
+        "mode",
+        "land_area_m2",
+        "area_id",
+        "old_village_led",
+        "deadline_exemption",
+        "expropriation_requested",
+        "synthetic",
+        "consent_area_share",
+        "consent_head_share",
+        "consent_as_of",
+        "signing_area_share",
+        "signing_head_share",
+        "signing_as_of",
+        "declared_on",
+        "entity_confirmed_on",
+        "acquisition_completed_on",
+        "plan_approved_on",
+        "land_supplied_on",
+        "first_demolition_on",
+        "completed_on",
+        "land_price_yuan",
+        "balance_coefficient",
+        "collective_revenue_yuan",
+        "collective_reinvested_yuan",
+        "fiscal_contribution",
+        "floor_area_m2",
+        "parking_spaces",
+    }
+)
+#: Fields a new unit may also set (an existing project entered at its current stage).
+CREATE_FIELDS: frozenset[str] = PATCHABLE_FIELDS | {
+    "unit_id",
+    "stage",
+    "stage_since",
+    "suspended_from",
+    "barred_until",
+}
+_MAX_LON, _MAX_LAT = 180.0, 90.0
+
+
+def town_codes_within(store: Store, prefixes: Sequence[str]) -> list[str]:
+    """Town codes of the units and town accounts under jurisdiction prefixes (filtered in SQL).
+
+    The codes feed :func:`list_units`, :func:`evaluate`, :func:`deadlines` and
+    :func:`write_report` (``jurisdictions=``), which filter by exact code in SQL.
+    """
+    codes: set[str] = set()
+    for coll in (UNITS_COLLECTION, TOWNS_COLLECTION):
+        codes |= {
+            str(r.jurisdiction)
+            for r in store.query_records(coll, jurisdiction_prefixes=list(prefixes))
+            if r.jurisdiction
+        }
+    return sorted(codes)
+
+
+def unit_geometry(wkt: str, crs: str = _STORAGE_CRS) -> Any:
+    """Parse a red line (WKT in ``crs``) into a valid polygon in the storage CRS (EPSG:4490).
+
+    Raises
+    ------
+    InputError
+        Unreadable WKT or CRS, a geometry that is not a non-empty valid (multi)polygon, or
+        coordinates that do not land on the globe after transformation.
+    """
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError as ProjCRSError
+
+    try:
+        geom = shapely.from_wkt(wkt)
+    except (shapely.errors.GEOSException, ValueError, TypeError):
+        raise InputError(
+            "单元红线不是有效的 WKT", key="bad_wkt", field="geometry_wkt", hint="如 POLYGON((...))"
+        ) from None
+    if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise InputError(
+            "单元红线须为非空的面 (Polygon 或 MultiPolygon)",
+            key="bad_geometry_type",
+            field="geometry_wkt",
+        )
+    if not geom.is_valid:
+        raise InputError(
+            f"单元红线图形无效: {shapely.is_valid_reason(geom)}",
+            key="invalid_geometry",
+            field="geometry_wkt",
+            hint="检查自相交、重复点和环的方向",
+        )
+    try:
+        src = CRS.from_user_input(crs)
+    except ProjCRSError:
+        raise InputError(
+            f"无法识别坐标参考系 {crs}", key="bad_crs", field="crs", hint="如 EPSG:4490"
+        ) from None
+    out = gpd.GeoSeries([geom], crs=src).to_crs(_STORAGE_CRS).iloc[0]
+    x0, y0, x1, y1 = out.bounds
+    finite = all(math.isfinite(v) for v in (x0, y0, x1, y1))
+    if (
+        not finite
+        or min(x0, x1) < -_MAX_LON
+        or max(x0, x1) > _MAX_LON
+        or min(y0, y1) < -_MAX_LAT
+        or max(y0, y1) > _MAX_LAT
+        or not out.is_valid
+    ):
+        raise InputError(
+            f"单元红线的坐标与坐标参考系 {crs} 不符 (转换到 EPSG:4490 后超出经纬度范围)",
+            key="crs_mismatch",
+            field="crs",
+            hint="核对坐标参考系; 东莞的经纬度约为东经 113–115°、北纬 22–23°",
+        )
+    return out
+
+
+def unit_from_fields(fields_: Mapping[str, Any]) -> RenewalUnit:
+    """Build a new unit from flat record fields (:data:`CREATE_FIELDS`), checking every field."""
+    unknown = sorted(set(fields_) - CREATE_FIELDS)
+    if unknown:
+        raise InputError(
+            f"不能设定字段: {'、'.join(unknown)}", key="unknown_field", field=unknown[0]
+        )
+    rec = dict(fields_)
+    rec.setdefault("name", rec.get("unit_id"))
+    rec["version"] = 0
+    return unit_from_record(rec)
+
+
+def patch_unit(
+    store: Store,
+    unit_id: str,
+    changes: Mapping[str, Any],
+    *,
+    expected_version: int,
+    actor: str,
+    geometry: Any = ...,
+    crs: Any = None,
+    scenario: Any = ...,
+    towns_layer: str = DEFAULT_TOWNS_LAYER,
+) -> StoredUnit:
+    """Change some fields of a stored unit under optimistic locking (:func:`update_unit`).
+
+    ``changes`` maps fields of :data:`PATCHABLE_FIELDS` to new values (None clears a field);
+    the rest of the record is kept. The merged record is checked as a whole (date order,
+    both shares of a figure) before anything is written.
+
+    Raises
+    ------
+    ConflictError
+        ``version_conflict`` (HTTP 409) when ``expected_version`` is stale, with the other
+        editor's record, audit entries and the fields that differ.
+    """
+    unknown = sorted(set(changes) - PATCHABLE_FIELDS)
+    if unknown:
+        raise InputError(
+            f"不能修改字段: {'、'.join(unknown)}",
+            key="unknown_field",
+            field=unknown[0],
+            hint="阶段请用推进接口 (advance) 修改; 单元编号不可修改",
+        )
+    current = get_unit(store, unit_id)
+    if current.unit.version != expected_version:
+        raise _conflict(store, unit_id, expected_version, dict(changes))
+    rec = unit_to_record(current.unit)
+    rec.update(changes)
+    rec["version"] = current.unit.version
+    unit = unit_from_record(rec)
+    return update_unit(
+        store,
+        unit,
+        expected_version=expected_version,
+        actor=actor,
+        geometry=geometry,
+        crs=crs,
+        scenario=scenario,
+        towns_layer=towns_layer,
+    )
+
+
+def preview_advance(
+    store: Store,
+    unit_id: str,
+    to_stage: Stage | str,
+    at: dt.date,
+    pack: PolicyPack,
+    *,
+    expected_version: int | None = None,
+    rights_pack: PolicyPack | None = None,
+) -> dict[str, Any]:
+    """Say what :func:`advance_unit` would decide, without writing anything (dry run).
+
+    The same gate rules run on the same inputs (registry figures included); the answer
+    lists every finding and whether the move is allowed.
+    """
+    from yizhangtu.renewal.workflow import check_transition
+
+    current = get_unit(store, unit_id)
+    if expected_version is not None and expected_version != current.unit.version:
+        raise _conflict(store, unit_id, expected_version)
+    loaded = load_library(store)
+    lib, ratios, _refs, rpack = _with_registry(store, loaded, at, rights_pack)
+    effective = next(u for u in lib.units if u.unit_id == unit_id)
+    result = check_transition(effective, to_stage, at, pack, lib)
+    r = ratios.get(unit_id)
+    source = (
+        "computed"
+        if r is not None and r.covered
+        else (effective.consent.source if effective.consent is not None else None)
+    )
+    out = result.to_dict()
+    out.update(
+        preview=True,
+        version=current.unit.version,
+        figure_source=source,
+        rights_pack=rpack.ref() if rpack else None,
+    )
+    return jsonable(out)
+
+
+# ---------------------------------------------------------------- personal data masking
+
+
+def mask_person_name(name: str) -> str:
+    """Mask a natural person's name: keep the surname character (``张*``, ``欧阳**`` → ``欧**``)."""
+    text = str(name).strip()
+    return text[:1] + "*" * (len(text) - 1) if len(text) > 1 else "*"
+
+
+@dataclass(frozen=True)
+class NameMask:
+    """Names of natural-person rights-holders and their masks (built from the registry)."""
+
+    names: Mapping[str, str]
+    holder_ids: frozenset[str] = frozenset()
+
+    def text(self, value: str) -> str:
+        """Mask every person's name (two characters or more) inside a text."""
+        for name in sorted(self.names, key=len, reverse=True):
+            if len(name) > 1 and name in value:
+                value = value.replace(name, self.names[name])
+        return value
+
+    def apply(self, obj: Any, *, key: str | None = None) -> Any:
+        """Mask names throughout a JSON-like structure (a ``name`` value exactly, texts inside)."""
+        if isinstance(obj, Mapping):
+            return {k: self.apply(v, key=str(k)) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self.apply(v) for v in obj]
+        if isinstance(obj, str):
+            if key == "name" and obj in self.names:
+                return self.names[obj]
+            return self.text(obj)
+        return obj
+
+    def finding(self, f: Finding) -> Finding:
+        """Return ``f`` with names masked in its message and facts."""
+        return replace(f, message=self.text(f.message), facts=self.apply(dict(f.facts)))
+
+
+def name_mask(store: Store) -> NameMask:
+    """Masks of the natural persons of the rights registry (no registry: nothing to mask)."""
+    from yizhangtu.rights.model import HolderKind
+    from yizhangtu.services.rights import HOLDERS_COLLECTION
+
+    recs = store.list_records(HOLDERS_COLLECTION)
+    ids = frozenset(r.key for r in recs)
+    names: dict[str, str] = {}
+    for r in recs:
+        name = str(r.data.get("name") or "").strip()
+        kind = r.data.get("kind") or HolderKind.PERSON.value
+        if name and name not in ids and kind == HolderKind.PERSON.value:
+            names[name] = mask_person_name(name)
+    return NameMask(names, ids)
+
+
+def masked_evaluation(ev: Evaluation, mask: NameMask) -> Evaluation:
+    """Return ``ev`` with holders' names masked in the registry findings (reports, API)."""
+    if not mask.names:
+        return ev
+    return replace(ev, rights_findings=tuple(mask.finding(f) for f in ev.rights_findings))
+
+
+def masked_unit_ratios(
+    store: Store, unit_id: str, at: dt.date, rights_pack: PolicyPack | None = None
+) -> dict[str, Any]:
+    """Consent and signing ratios of a stored unit with personal data masked.
+
+    ID numbers are shown masked (the registry never holds them in clear), phone numbers not
+    at all, and natural persons' names keep only the surname character. Nothing is recorded.
+
+    Raises
+    ------
+    NotFoundError
+        The unit, or the rights registry, does not exist.
+    """
+    from yizhangtu.services import rights as rights_svc
+
+    get_unit(store, unit_id)
+    if not rights_svc.has_registry(store):
+        raise NotFoundError(
+            "工作空间中没有权益登记库, 无法按名册计算意愿和签约比例",
+            key="rights_registry_missing",
+            feature=unit_id,
+            hint="先用 yizhangtu rights import 导入权益人名册和宗地",
+        )
+    rpack = rights_pack or rights_svc.resolve_rights_pack()
+    r = rights_svc.ratios_for_unit(store, unit_id, at, rpack, record=False)
+    out = r.to_dict()
+    out["unit_id"] = unit_id
+    out["masked"] = True
+    return jsonable(name_mask(store).apply(out))
+
+
+# ---------------------------------------------------------------- report job
+
+
+def report_job(
+    uri: str,
+    scope: Any,
+    reports_dir: Path,
+    *,
+    at: dt.date,
+    jurisdictions: Sequence[str],
+    pack_values: Mapping[str, Any] | None = None,
+    formats: Sequence[str] = ("html", "pdf"),
+) -> Any:
+    """Make a job writing the library report (HTML/PDF) into the report folder.
+
+    The job evaluates the units of ``jurisdictions`` (provenance recorded), masks personal
+    names, renders the files in a hidden folder and moves them into ``reports_dir`` with
+    their sidecars (:func:`yizhangtu.services.jobs.write_report_meta`), so that
+    ``/api/reports`` lists and serves them to the user's jurisdiction only.
+    """
+    import contextlib
+    import shutil
+    import uuid
+
+    from yizhangtu.services.jobs import open_worker_store, write_lock, write_report_meta
+
+    fmts = tuple(dict.fromkeys(formats))
+
+    def run(progress: Any) -> dict[str, Any]:
+        progress(0.05, "读取单元库")
+        pack = resolve_pack(None, pack_values)
+        pg = uri.startswith(("postgresql://", "postgres://"))
+        store = open_worker_store(uri)
+        try:
+            lock = contextlib.nullcontext() if pg else write_lock(uri)
+            with lock:
+                ev = evaluate(
+                    store, at, pack, actor=str(scope.username), jurisdictions=list(jurisdictions)
+                )
+            progress(0.3, "屏蔽个人信息")
+            ev = masked_evaluation(ev, name_mask(store))
+        finally:
+            store.close()
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        stem = f"renewal_{at.isoformat()}_{stamp}_{uuid.uuid4().hex[:6]}"
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        tmp = reports_dir / f".{stem}.tmp"
+        progress(0.4, "生成报告" + (" (PDF)" if "pdf" in fmts else ""))
+        try:
+            res = write_report(
+                store,
+                at,
+                pack,
+                tmp,
+                actor=str(scope.username),
+                formats=fmts,
+                stem=stem,
+                evaluation=ev,
+            )
+            title = f"城市更新项目库评估报告 {at.isoformat()}" + (
+                " (合成数据)" if ev.synthetic else ""
+            )
+            files = []
+            for p in res.paths:
+                final = reports_dir / p.name
+                write_report_meta(
+                    final,
+                    kind="renewal",
+                    title=f"{title} · {p.suffix[1:].upper()}",
+                    scope=scope,
+                    synthetic=ev.synthetic,
+                    extra={
+                        "provenance_id": ev.provenance_id,
+                        "at": at.isoformat(),
+                        "towns": list(jurisdictions),
+                        "pack": dict(ev.pack),
+                    },
+                )
+                p.replace(final)
+                files.append(
+                    {
+                        "report": final.name,
+                        "url": f"/api/reports/{final.name}",
+                        "format": p.suffix[1:],
+                        "bytes": final.stat().st_size,
+                    }
+                )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        progress(1.0, "完成")
+        return {
+            "report": files[0]["report"],
+            "url": files[0]["url"],
+            "files": files,
+            "at": at.isoformat(),
+            "units": len(ev.stored),
+            "counts": ev.counts(),
+            "provenance_id": ev.provenance_id,
+            "synthetic": ev.synthetic,
+            "pack": dict(ev.pack),
+        }
+
+    return run

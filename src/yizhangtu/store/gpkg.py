@@ -1,9 +1,14 @@
 """GeoPackage backend: one file that QGIS opens.
 
-Feature tables are written by GDAL (through pyogrio), which maintains the GeoPackage R-tree;
-everything else goes through plain ``sqlite3`` (this Python cannot load SpatiaLite, see
-STACK-NOTES). A snapshot table is written first and registered in one SQLite transaction;
-a crash in between leaves an unregistered table that the next open drops.
+Only one SQLite library ever writes the workspace: Python's ``sqlite3``. GDAL (through
+pyogrio, which bundles its own SQLite) writes each snapshot into a staging GeoPackage beside
+the workspace, which then is copied in, with its R-tree and GeoPackage metadata, and
+registered in one transaction. Two SQLite libraries writing one file from one process can
+corrupt it: POSIX locks belong to the process, so neither library sees the other's locks
+(sqlite.org, "How To Corrupt An SQLite Database File", 2.2.1). GDAL still reads the
+workspace (``read_layer``), so within a process its reads and our write transactions exclude
+each other through a per-file readers–writer lock; across processes SQLite's own locks apply.
+A crash before the copy leaves only a staging file, which the next open removes.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import os
 import re
 import socket
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +101,77 @@ def _wgs84_row() -> tuple[Any, ...]:
     )
 
 
+class _FileLock:
+    """Readers–writer lock of one workspace file inside this process (writers first).
+
+    The writer side is reentrant for its thread, as transactions nest and a write may run
+    GDAL reads of its own.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer: int | None = None
+        self._depth = 0
+        self._waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                own = True
+            else:
+                own = False
+                while self._writer is not None or self._waiting:
+                    self._cond.wait()
+                self._readers += 1
+        try:
+            yield
+        finally:
+            if not own:
+                with self._cond:
+                    self._readers -= 1
+                    self._cond.notify_all()
+
+    def acquire_write(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                self._depth += 1
+                return
+            self._waiting += 1
+            try:
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._writer, self._depth = me, 1
+
+    def release_write(self) -> None:
+        with self._cond:
+            if self._writer != threading.get_ident():
+                return
+            self._depth -= 1
+            if self._depth == 0:
+                self._writer = None
+                self._cond.notify_all()
+
+
+_FILE_LOCKS: dict[str, _FileLock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: Path) -> _FileLock:
+    key = os.path.realpath(path)
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(key, _FileLock())
+
+
+_LOCKED_RETRIES = (0.5, 1.0, 2.0, 4.0)
+_READ_ONLY_SQL = re.compile(r"^\s*(SELECT|WITH|EXPLAIN)\b", re.IGNORECASE)
+
+
 class GeoPackageStore(SQLStore):
     """A workspace in one GeoPackage file."""
 
@@ -101,6 +180,7 @@ class GeoPackageStore(SQLStore):
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
         self.uri = str(self.path)
+        self._lock = _file_lock(self.path)
         if not self.path.exists():
             if not create:
                 raise StoreError(
@@ -153,18 +233,35 @@ class GeoPackageStore(SQLStore):
 
     # -- SQL plumbing ---------------------------------------------------------
     def _begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._lock.acquire_write()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release_write()
+            raise
 
     def _commit(self) -> None:
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        finally:
+            self._lock.release_write()
 
     def _rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self._lock.release_write()
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = self.conn.execute(sql, tuple(params))
-        return cur.rowcount
+        if self.conn.in_transaction or _READ_ONLY_SQL.match(sql):
+            return self.conn.execute(sql, tuple(params)).rowcount
+        # an autocommit write is a transaction of its own
+        self._lock.acquire_write()
+        try:
+            return self.conn.execute(sql, tuple(params)).rowcount
+        finally:
+            self._lock.release_write()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, tuple(params)).fetchall()
@@ -219,6 +316,10 @@ class GeoPackageStore(SQLStore):
             if _SNAP_TABLE.match(t) and t not in registered and not _writer_alive(owners.get(t))
         )
         stale = [t for t, owner in owners.items() if not _writer_alive(owner)]
+        for f in self.path.parent.glob(f".{glob_escape(self.path.name)}.*.staging.gpkg*"):
+            m = re.fullmatch(rf"\.{re.escape(self.path.name)}\..+\.(\d+)\.staging\.gpkg.*", f.name)
+            if m and not _writer_alive((int(m.group(1)), socket.gethostname())):
+                f.unlink(missing_ok=True)
         if debris or stale:
             with self.transaction():
                 for t in debris:
@@ -321,7 +422,9 @@ class GeoPackageStore(SQLStore):
         crs: str | None = None
         types: set[str] = set()
         written = 0
+        staging = self._staging_path(table)
         try:
+            staging.unlink(missing_ok=True)
             for chunk in chunks:
                 if len(chunk) == 0:
                     continue
@@ -333,7 +436,7 @@ class GeoPackageStore(SQLStore):
                 gt = geometry_type or declared_geometry_type(set(chunk.geom_type.dropna().unique()))
                 pyogrio.write_dataframe(
                     chunk.reset_index(drop=True),
-                    self.path,
+                    staging,
                     layer=table,
                     driver="GPKG",
                     append=written > 0,
@@ -375,9 +478,7 @@ class GeoPackageStore(SQLStore):
                 table_name=table,
                 notes=dict(notes or {}),
             )
-            with self.transaction():
-                self._register_snapshot(spec, snap, actor)
-                self._execute("DELETE FROM yz_staging WHERE table_name = ?", (table,))
+            self._copy_in(staging, table, snap, spec, actor)
         except BaseException:
             try:
                 self._rollback()
@@ -387,7 +488,103 @@ class GeoPackageStore(SQLStore):
             except Exception:  # the next open cleans up what is left
                 pass
             raise
+        finally:
+            staging.unlink(missing_ok=True)
         return snap
+
+    def _staging_path(self, table: str) -> Path:
+        return self.path.with_name(f".{self.path.name}.{table}.{os.getpid()}.staging.gpkg")
+
+    def _copy_in(
+        self, staging: Path, table: str, snap: SnapshotInfo, spec: LayerSpec, actor: str
+    ) -> None:
+        """Copy a staged feature table (rows, R-tree, metadata) in and register it, atomically."""
+        self.conn.execute("ATTACH DATABASE ? AS stg", (str(staging),))
+        try:
+            with self.transaction():
+                ddl = dict(
+                    self._query(
+                        "SELECT name, sql FROM stg.sqlite_master WHERE type = 'table' "
+                        "AND (name = ? OR tbl_name = ?)",
+                        (table, table),
+                    )
+                )
+                self._execute(ddl[table])
+                self._execute(f'INSERT INTO main."{table}" SELECT * FROM stg."{table}"')
+                for (name,) in self._query(
+                    "SELECT name FROM stg.sqlite_master WHERE type = 'table' AND name LIKE ? "
+                    "AND sql LIKE 'CREATE VIRTUAL TABLE%'",
+                    (f"rtree_{table}_%",),
+                ):
+                    cols = [r[1] for r in self._query(f'PRAGMA stg.table_info("{name}")')]
+                    self._execute(
+                        f'CREATE VIRTUAL TABLE main."{name}" USING rtree({", ".join(cols)})'
+                    )
+                    self._execute(f'INSERT INTO main."{name}" SELECT * FROM stg."{name}"')
+                for meta in ("gpkg_extensions", "gpkg_ogr_contents"):
+                    if not self._table_exists(meta) and self._query(
+                        "SELECT 1 FROM stg.sqlite_master WHERE name = ?", (meta,)
+                    ):
+                        self._execute(
+                            self._query(
+                                "SELECT sql FROM stg.sqlite_master WHERE name = ?", (meta,)
+                            )[0][0]
+                        )
+                self._copy_srs()
+                for meta in (
+                    "gpkg_contents",
+                    "gpkg_geometry_columns",
+                    "gpkg_extensions",
+                    "gpkg_ogr_contents",
+                ):
+                    if not self._query("SELECT 1 FROM stg.sqlite_master WHERE name = ?", (meta,)):
+                        continue
+                    names = ", ".join(
+                        f'"{r[1]}"' for r in self._query(f'PRAGMA main.table_info("{meta}")')
+                    )
+                    self._execute(
+                        f"INSERT INTO main.{meta} ({names}) SELECT {names} FROM stg.{meta} "
+                        "WHERE table_name = ?",
+                        (table,),
+                    )
+                # last, so that they never fire here: GDAL's R-tree triggers call GeoPackage
+                # SQL functions (ST_MinX …) that only GDAL and QGIS connections define
+                for (sql,) in self._query(
+                    "SELECT sql FROM stg.sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+                    (table,),
+                ):
+                    self._execute(sql)
+                self._register_snapshot(spec, snap, actor)
+                self._execute("DELETE FROM yz_staging WHERE table_name = ?", (table,))
+        finally:
+            self.conn.execute("DETACH DATABASE stg")
+
+    def _copy_srs(self) -> None:
+        have = {
+            r[0]: r[1:]
+            for r in self._query(
+                "SELECT srs_id, organization, organization_coordsys_id FROM gpkg_spatial_ref_sys"
+            )
+        }
+        cols = ", ".join(
+            f'"{r[1]}"' for r in self._query('PRAGMA main.table_info("gpkg_spatial_ref_sys")')
+        )
+        for row in self._query(
+            "SELECT srs_id, organization, organization_coordsys_id FROM stg.gpkg_spatial_ref_sys"
+        ):
+            if row[0] not in have:
+                self._execute(
+                    f"INSERT INTO main.gpkg_spatial_ref_sys ({cols}) "
+                    f"SELECT {cols} FROM stg.gpkg_spatial_ref_sys WHERE srs_id = ?",
+                    (row[0],),
+                )
+            elif row[0] > 0 and tuple(have[row[0]]) != tuple(row[1:]):
+                raise StoreError(
+                    f"坐标系编号 {row[0]} 在工作空间中已另有定义 ({have[row[0]]}),"
+                    f" 与 {row[1:]} 冲突",
+                    key="srs_conflict",
+                    hint="以 EPSG 坐标系存储 (YIZHANGTU_STORAGE_CRS), 或联系管理员",
+                )
 
     @override
     def read_layer(
@@ -399,13 +596,26 @@ class GeoPackageStore(SQLStore):
         bbox: tuple[float, float, float, float] | None = None,
         columns: Sequence[str] | None = None,
     ) -> gpd.GeoDataFrame:
+        import time
+
+        import pyogrio.errors
+
         snap = self.resolve_snapshot(layer, snapshot, as_of=as_of)
-        gdf = pyogrio.read_dataframe(
-            self.path,
-            layer=snap.table_name,
-            bbox=bbox,
-            columns=list(columns) if columns is not None else None,
-        )
+        # another process's commit can hold the file longer than GDAL's busy wait
+        for delay in (*_LOCKED_RETRIES, None):
+            try:
+                with self._lock.reading():
+                    gdf = pyogrio.read_dataframe(
+                        self.path,
+                        layer=snap.table_name,
+                        bbox=bbox,
+                        columns=list(columns) if columns is not None else None,
+                    )
+                break
+            except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+                if delay is None or "locked" not in str(exc):
+                    raise
+                time.sleep(delay)
         gdf.attrs["snapshot_id"] = snap.id
         gdf.attrs["content_hash"] = snap.content_hash
         return gdf

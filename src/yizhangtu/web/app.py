@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from yizhangtu import __version__
 from yizhangtu.settings import Settings
 from yizhangtu.web.config import WebSettings, web_settings
-from yizhangtu.web.errors import BodyLimitMiddleware, install_error_handlers
+from yizhangtu.web.errors import BodyLimitMiddleware, NulGuardMiddleware, install_error_handlers
 from yizhangtu.web.routers import include_routers
 from yizhangtu.web.runtime import Runtime
 
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_limit=ws.upload_max_bytes,
         upload_paths=UPLOAD_PATHS,
     )
+    app.add_middleware(NulGuardMiddleware)
     app.state.routers = include_routers(app)
 
     @app.get("/", include_in_schema=False)

@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import AfterValidator, StringConstraints
 
 from yizhangtu.errors import PermissionDeniedError
 from yizhangtu.services.auth import ANONYMOUS, AuthenticationError, Scope
 from yizhangtu.web.runtime import Runtime
 
-__all__ = ["CSRF_COOKIE", "CSRF_HEADER", "SESSION_COOKIE", "get_rt", "get_scope", "need"]
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "IsoDay",
+    "get_rt",
+    "get_scope",
+    "need",
+]
 
 SESSION_COOKIE = "yz_session"
 CSRF_COOKIE = "yz_csrf"
 CSRF_HEADER = "x-csrf-token"
 _SAFE = {"GET", "HEAD", "OPTIONS"}
+_DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _real_day(value: str) -> str:
+    """Refuse a ``YYYY-MM-DD`` text that names no calendar day (``2021-02-30``, ``0000-00-00``)."""
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"不是有效日期 {value!r} (应为 YYYY-MM-DD, 如 2021-07-15)") from None
+    return value
+
+
+#: An optional day as ``YYYY-MM-DD`` text (the pattern is published in the OpenAPI); a malformed
+#: or impossible date (``2021-02-30``) is a 400 with a Chinese message, never a 500.
+IsoDay = Annotated[str, StringConstraints(pattern=_DAY_PATTERN), AfterValidator(_real_day)] | None
 
 
 def get_rt(request: Request) -> Runtime:

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yizhangtu.errors import YizhangtuError
+from yizhangtu.errors import InputError, YizhangtuError
 from yizhangtu.services.uploads import PayloadTooLargeError
 
-__all__ = ["BodyLimitMiddleware", "error_response", "install_error_handlers"]
+__all__ = ["BodyLimitMiddleware", "NulGuardMiddleware", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("yizhangtu.web")
 
@@ -74,10 +74,13 @@ _MSG_ZH = [
     (re.compile(r"valid string"), "应为字符串"),
     (re.compile(r"JSON decode error"), "JSON 格式错误"),
     (re.compile(r"at most (\d+) character"), r"最多 \1 个字符"),
+    (re.compile(r"String should match pattern '(.*)'"), r"格式不符 (应匹配 \1)"),
 ]
 
 
 def _zh(msg: str) -> str:
+    if msg.startswith("Value error, "):  # our own validators already speak Chinese
+        return msg.removeprefix("Value error, ")
     for rx, zh in _MSG_ZH:
         if rx.search(msg):
             return rx.sub(zh, msg) if "\\1" in zh else zh
@@ -132,11 +135,40 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, ValueError) and "NUL (0x00)" in str(exc):
+            # PostgreSQL text cannot hold NUL; psycopg refuses such a parameter before sending
+            return error_response(_nul_error())
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
             {"error": "internal", "type": "InternalError", "message": "服务器内部错误, 已记录日志"},
             status_code=500,
         )
+
+
+def _nul_error() -> InputError:
+    return InputError(
+        "请求中含有空字符 (NUL, \\0), 无法处理",
+        key="nul_character",
+        hint="去掉参数或文本中的 \\0 字符",
+    )
+
+
+class NulGuardMiddleware:
+    """Refuse a path or query string that carries a NUL character (400), before any handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the decoded path and the raw query string."""
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "")
+            or b"%00" in scope.get("query_string", b"")
+            or b"\x00" in scope.get("query_string", b"")
+        ):
+            await error_response(_nul_error())(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from yizhangtu.errors import NotFoundError
 from yizhangtu.services.auth import Scope
 from yizhangtu.store import Store
-from yizhangtu.web.deps import get_rt, need
+from yizhangtu.web.deps import IsoDay, get_rt, need
 
 __all__ = ["ACCESS", "router"]
 
@@ -133,7 +133,7 @@ def _advance(st: Store, scope: Scope, unit_id: str, body: Advance) -> dict[str, 
 @router.get("/summary", summary="更新看板数据")
 async def summary(
     request: Request,
-    at: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="评估日期, 默认今天"),
+    at: Annotated[IsoDay, Query(description="评估日期, 默认今天")] = None,
     days: int | None = Query(None, ge=1, le=3650),
     scope: Scope = Depends(need("read")),
 ) -> dict[str, Any]:
@@ -157,7 +157,7 @@ async def units(request: Request, scope: Scope = Depends(need("read"))) -> dict[
 async def show(
     unit_id: str,
     request: Request,
-    at: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    at: Annotated[IsoDay, Query()] = None,
     scope: Scope = Depends(need("read")),
 ) -> dict[str, Any]:
     """Show a unit's status and possible moves.
@@ -171,7 +171,7 @@ class Advance(BaseModel):
     """A stage move based on the version the user saw."""
 
     to_stage: str = Field(..., max_length=20)
-    at: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    at: IsoDay = None
     note: str | None = Field(None, max_length=500)
     version: int = Field(..., ge=1, description="读取时的版本号 (乐观锁)")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from yizhangtu.errors import NotFoundError
 from yizhangtu.services.auth import Scope
 from yizhangtu.store import Store
-from yizhangtu.web.deps import get_rt, need
+from yizhangtu.web.deps import IsoDay, get_rt, need
 
 __all__ = ["ACCESS", "router"]
 
@@ -74,7 +74,7 @@ def _report(st: Store, scope: Scope, task_id: str, body: Progress) -> dict[str, 
 @router.get("/states", summary="任务状态 (逾期在前)")
 async def states(
     request: Request,
-    at: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    at: Annotated[IsoDay, Query()] = None,
     scope: Scope = Depends(need("read")),
 ) -> dict[str, Any]:
     """Task states, overdue first.
@@ -88,7 +88,7 @@ class Progress(BaseModel):
     """A progress report based on the task version the user saw."""
 
     progress_pct: float = Field(..., ge=0, le=100)
-    reported_on: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    reported_on: IsoDay = None
     note: str | None = Field(None, max_length=2000)
     evidence: list[str] = Field(default_factory=list, max_length=20)
     version: int = Field(..., ge=1, description="读取时的版本号 (乐观锁)")
