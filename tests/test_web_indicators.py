@@ -461,3 +461,11 @@ def test_health_check_report_job_writes_listed_reports(env):
         io.BytesIO(env["c"]["admin"].get(res["url"]).content), read_only=True
     )
     assert wb["评估结果"].max_row == len(load_catalogue("tdt1063_style")) + 1
+
+
+def test_dashboard_summary_shows_only_units_inside_the_jurisdiction(env):
+    # runs after the evaluation tests above, which persisted street-level results
+    d = env["c"]["district"].get("/api/ui/indicators/summary", params={"level": "street"}).json()
+    t = env["c"]["town1"].get("/api/ui/indicators/summary", params={"level": "street"}).json()
+    assert d["available"] and {v["unit_id"] for v in d["map"]["values"]} - {TOWN1}
+    assert t["available"] and {v["unit_id"] for v in t["map"]["values"]} == {TOWN1}

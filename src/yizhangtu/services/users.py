@@ -34,7 +34,23 @@ __all__ = [
 #: Collection holding accounts.
 USERS = "users"
 #: Collections the generic records API never exposes.
-RESERVED_COLLECTIONS = frozenset({USERS, "web_table_meta"})
+#: Collections the generic records API neither reads nor writes: accounts, personal data of
+#: the rights registry (encrypted, served masked by its own routes), and capability records
+#: whose writes must pass their own checks (policy packs, state machines, AHP consistency).
+RESERVED_COLLECTIONS = frozenset(
+    {
+        USERS,
+        "web_table_meta",
+        "rights_holders",
+        "rights_records",
+        "reduction_transfer",
+        "reduction_config",
+        "renewal_units",
+        "renewal_towns",
+        "scoring_configs",
+        "scoring_results",
+    }
+)
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
 _MIN_PASSWORD = 8
 _hasher = PasswordHasher()

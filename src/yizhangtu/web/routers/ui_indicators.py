@@ -39,9 +39,10 @@ def _summary(
 ) -> dict[str, Any]:
     import pandas as pd
 
-    from yizhangtu.services.indicators import load_evaluations
+    from yizhangtu.services.indicators import query_evaluations
 
-    t = load_evaluations(st)
+    # rows of units inside the user's jurisdiction only, filtered in SQL
+    t = query_evaluations(st, jurisdictions=scope.record_prefixes())
     if t.empty:
         return {
             "available": False,
