@@ -608,6 +608,17 @@ def test_audit_and_provenance(env):
     assert client(env["app"], "dept").get("/api/provenance/ffffffffffff").status_code == 404
 
 
+def test_nul_characters_get_a_400_not_a_500(env):
+    c = client(env["app"], "admin", bearer=True)
+    for url in ("/api/renewal/units/%00", "/api/layers/survey%00", "/ogc/collections?f=json%00"):
+        r = c.get(url)
+        assert r.status_code == 400 and "空字符" in r.json()["message"], (url, r.text)
+    # inside a JSON body a NUL stays escaped (records are canonical JSON text) and round-trips
+    r = c.post("/api/records/notes", json={"key": "nul", "data": {"text": "a\u0000b"}})
+    assert r.status_code == 201, r.text
+    assert c.get("/api/records/notes/nul").json()["data"]["text"] == "a\u0000b"
+
+
 # -- fuzz and load -----------------------------------------------------------------------------
 
 _TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
@@ -694,14 +705,3 @@ def test_load_loopback_zero_errors(env):
         res = run_load(srv.url, paths, total=total, concurrency=8, max_seconds=90)
     print(f"\nload ({env['backend']}):", json.dumps(res.to_dict(), ensure_ascii=False))
     assert res.requests == total and res.errors == 0, res.to_dict()
-
-
-def test_nul_characters_get_a_400_not_a_500(env):
-    c = client(env["app"], "admin", bearer=True)
-    for url in ("/api/renewal/units/%00", "/api/layers/survey%00", "/ogc/collections?f=json%00"):
-        r = c.get(url)
-        assert r.status_code == 400 and "空字符" in r.json()["message"], (url, r.text)
-    # inside a JSON body a NUL stays escaped (records are canonical JSON text) and round-trips
-    r = c.post("/api/records/notes", json={"key": "nul", "data": {"text": "a\u0000b"}})
-    assert r.status_code == 201, r.text
-    assert c.get("/api/records/notes/nul").json()["data"]["text"] == "a\u0000b"
